@@ -1,0 +1,88 @@
+package db
+
+import (
+	"context"
+	"crypto/tls"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Config is the database connection every service that owns tables reads from the
+// environment. The names are the seed's (DB_USERNAME, DB_PASSWORD, DB_HOST, DB_PORT,
+// DB_NAME), so an existing .env keeps working.
+type Config struct {
+	Username string `envconfig:"DB_USERNAME" default:"parley"`
+	Password string `envconfig:"DB_PASSWORD" default:"parley"`
+	Host     string `envconfig:"DB_HOST" default:"127.0.0.1"`
+	Port     int    `envconfig:"DB_PORT" default:"3306"`
+	Name     string `envconfig:"DB_NAME" default:"parley"`
+	// TLS is "" (off), "true" (verify the server), "skip-verify" or "preferred".
+	TLS     string `envconfig:"DB_TLS" default:""`
+	MaxOpen int    `envconfig:"DB_MAX_OPEN_CONNS" default:"20"`
+}
+
+// String describes the connection without its password, for logs.
+func (c Config) String() string {
+	return fmt.Sprintf("%s@%s:%d/%s", c.Username, c.Host, c.Port, c.Name)
+}
+
+// Open opens a connection pool with bounded timeouts, so that a database outage makes
+// requests fail fast instead of hanging, and the pool recovers by itself when the server
+// is back. It does not wait for the server: use Wait.
+func Open(cfg Config) (*sql.DB, error) {
+	mc := mysql.NewConfig()
+	mc.User = cfg.Username
+	mc.Passwd = cfg.Password
+	mc.Net = "tcp"
+	mc.Addr = cfg.Host + ":" + strconv.Itoa(cfg.Port)
+	mc.DBName = cfg.Name
+	mc.ParseTime = true
+	mc.Loc = time.UTC
+	mc.Timeout = 3 * time.Second
+	mc.ReadTimeout = 30 * time.Second
+	mc.WriteTimeout = 30 * time.Second
+	mc.Params = map[string]string{"time_zone": "'+00:00'", "transaction_isolation": "'READ-COMMITTED'"}
+	mc.Collation = "utf8mb4_unicode_ci"
+	switch cfg.TLS {
+	case "":
+	case "true":
+		mc.TLS = &tls.Config{ServerName: cfg.Host, MinVersion: tls.VersionTLS12}
+	default:
+		mc.TLSConfig = cfg.TLS
+	}
+	db, err := sql.Open("mysql", mc.FormatDSN())
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", cfg, err)
+	}
+	maxOpen := cfg.MaxOpen
+	if maxOpen <= 0 {
+		maxOpen = 20
+	}
+	db.SetMaxOpenConns(maxOpen)
+	db.SetMaxIdleConns(maxOpen)
+	db.SetConnMaxLifetime(3 * time.Minute)
+	db.SetConnMaxIdleTime(time.Minute)
+	return db, nil
+}
+
+// Wait pings db until it answers or ctx ends, so a service can start before its
+// database and keep retrying instead of exiting.
+func Wait(ctx context.Context, db *sql.DB) error {
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err := db.PingContext(pctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for database: %w (last error: %v)", ctx.Err(), err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
