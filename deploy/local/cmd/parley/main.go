@@ -1,0 +1,26 @@
+// Command parley runs the whole product in one process (`make run`).
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/parley-chat/parley/deploy/local"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cfg, svc, err := local.LoadConfigs()
+	if err == nil {
+		err = local.Run(ctx, cfg, svc, log)
+	}
+	if err != nil {
+		log.Error("parley stopped with an error", "err", err)
+		os.Exit(1)
+	}
+}
