@@ -10,24 +10,26 @@ export GOTOOLCHAIN=local
 go build -o bin/parley ./deploy/local/cmd/parley
 
 dir=$(mktemp -d /tmp/parley-e2e.XXXXXX)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-env -u HF_API_TOKEN -u OPENAI_BASE_URL PARLEY_DATA_DIR="$dir" PARLEY_NATS_PORT=0 GATEWAY_ADDR="127.0.0.1:$port" \
+env -u HF_API_TOKEN -u OPENAI_BASE_URL -u DB_HOST -u NATS_URL PARLEY_DATA_DIR="$dir" PARLEY_NATS_PORT=0 GATEWAY_ADDR="127.0.0.1:0" \
   AUTH_ARGON2_MEMORY_KIB=8192 AUTH_ARGON2_TIME=1 ./bin/parley >"$dir/parley.log" 2>&1 &
 pid=$!
 stop() {
   kill -INT "$pid" 2>/dev/null || true
   for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
   kill -9 "$pid" 2>/dev/null || true
+  mariadb-admin --no-defaults --protocol=socket --socket="$dir/mysql/mysqld.sock" -uroot shutdown >/dev/null 2>&1 || true
   rm -rf "$dir"
 }
 trap stop EXIT
 for _ in $(seq 1 600); do
-  if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then break; fi
+  if [ -s "$dir/url" ]; then break; fi
   if ! kill -0 "$pid" 2>/dev/null; then cat "$dir/parley.log"; echo "parley exited before it was ready" >&2; exit 1; fi
   sleep 0.2
 done
-curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { tail -50 "$dir/parley.log"; echo "parley not ready" >&2; exit 1; }
-if ! (cd web && BASE_URL="http://127.0.0.1:$port" npm run e2e); then
+[ -s "$dir/url" ] || { tail -50 "$dir/parley.log"; echo "parley not ready" >&2; exit 1; }
+url=$(cat "$dir/url")
+echo "parley under test at $url"
+if ! (cd web && BASE_URL="$url" npm run e2e); then
   echo "--- parley log (tail)"; tail -80 "$dir/parley.log"
   exit 1
 fi

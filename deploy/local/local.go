@@ -121,7 +121,7 @@ func Run(ctx context.Context, cfg Config, svc Configs, log *slog.Logger) error {
 	g.Go(func() error {
 		return gateway.Run(gctx, svc.Gateway, gateway.Deps{Logger: log.With("service", "gateway"), Listener: ln})
 	})
-	g.Go(func() error { return announce(gctx, ln.Addr().(*net.TCPAddr), log) })
+	g.Go(func() error { return announce(gctx, ln.Addr().(*net.TCPAddr), cfg.DataDir, log) })
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -133,8 +133,9 @@ type dbTarget struct {
 	port *int
 }
 
-// announce prints the URL once the gateway answers /readyz.
-func announce(ctx context.Context, addr *net.TCPAddr, log *slog.Logger) error {
+// announce prints the URL once the gateway answers /readyz, and writes it to
+// DataDir/url for scripts that start the product on a free port.
+func announce(ctx context.Context, addr *net.TCPAddr, dataDir string, log *slog.Logger) error {
 	host := addr.IP.String()
 	if addr.IP.IsUnspecified() {
 		host = "localhost"
@@ -154,6 +155,9 @@ func announce(ctx context.Context, addr *net.TCPAddr, log *slog.Logger) error {
 		_ = res.Body.Close()
 		if res.StatusCode == http.StatusOK {
 			log.Info("parley is ready", "url", url)
+			if err := os.WriteFile(filepath.Join(dataDir, "url"), []byte(url+"\n"), 0o600); err != nil {
+				log.Warn("write url file", "err", err)
+			}
 			fmt.Fprintf(os.Stderr, "\n  Parley is running at %s  (Ctrl-C stops everything)\n\n", url)
 			return nil
 		}
