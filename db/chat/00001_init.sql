@@ -39,6 +39,10 @@ CREATE TABLE messages (
   UNIQUE KEY uq_messages_id (id),
   UNIQUE KEY uq_messages_client_id (user_id, client_message_id),
   KEY ix_messages_chat (chat_id, seq),
+  -- "is an answer of this chat still running?" without scanning the whole chat.
+  KEY ix_messages_chat_status (chat_id, status),
+  KEY ix_messages_reply_to (reply_to),
+  -- the reaper's scan for answers stuck in pending/streaming.
   KEY ix_messages_status (status, created_at),
   FULLTEXT KEY ft_messages_content (content)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
@@ -52,6 +56,11 @@ CREATE TABLE outbox (
   created_at   DATETIME(6) NOT NULL,
   published_at DATETIME(6) NULL,
   attempts     INT NOT NULL DEFAULT 0,
+  -- a relay claims a batch by setting this lease (in a short transaction using
+  -- SELECT ... FOR UPDATE SKIP LOCKED), publishes without holding a connection, then
+  -- sets published_at. A relay that dies mid-batch leaves rows that the next one takes
+  -- once the lease has passed.
+  locked_until DATETIME(6) NULL,
   PRIMARY KEY (id),
   KEY ix_outbox_pending (published_at, created_at)
 ) ENGINE=InnoDB;

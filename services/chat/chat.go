@@ -1,0 +1,154 @@
+// Package chat is the chat service: it owns chats, messages and their outbox, checks
+// ownership of every chat and message, and drives the life of an answer (pending,
+// streaming, finished) for the inference workers. Run starts it.
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/parley-chat/parley/db"
+	"github.com/parley-chat/parley/libs/events"
+	"github.com/parley-chat/parley/services/chat/internal/app"
+	"github.com/parley-chat/parley/services/chat/internal/store"
+	"github.com/parley-chat/parley/services/chat/internal/transport"
+)
+
+// Config is the chat service's configuration, read from the environment.
+type Config struct {
+	NATSURL string    `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222"`
+	DB      db.Config // DB_HOST, DB_PORT, DB_USERNAME, DB_PASSWORD, DB_NAME, ...
+	// GenerationTimeout is how long an answer may stay pending or streaming before the
+	// reaper fails it as abandoned.
+	GenerationTimeout time.Duration `envconfig:"CHAT_GENERATION_TIMEOUT" default:"15m"`
+	// DefaultModel is the model of new chats when the inference workers cannot be
+	// asked for theirs (optional).
+	DefaultModel string `envconfig:"CHAT_DEFAULT_MODEL"`
+	// RPCTimeout bounds the work of one request.
+	RPCTimeout time.Duration `envconfig:"CHAT_RPC_TIMEOUT" default:"5s"`
+	// ReapInterval is how often abandoned answers are looked for.
+	ReapInterval time.Duration `envconfig:"CHAT_REAP_INTERVAL" default:"30s"`
+}
+
+// Deps are the chat service's dependencies.
+type Deps struct {
+	Logger *slog.Logger
+}
+
+const shutdownTimeout = 10 * time.Second
+
+func (c Config) withDefaults() Config {
+	if c.NATSURL == "" {
+		c.NATSURL = nats.DefaultURL
+	}
+	if c.GenerationTimeout <= 0 {
+		c.GenerationTimeout = 15 * time.Minute
+	}
+	if c.RPCTimeout <= 0 {
+		c.RPCTimeout = 5 * time.Second
+	}
+	if c.ReapInterval <= 0 {
+		c.ReapInterval = 30 * time.Second
+	}
+	return c
+}
+
+// Run runs the chat service until ctx is done. It returns nil on a clean stop and
+// closes everything it opened.
+func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
+	cfg = cfg.withDefaults()
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	log = log.With("service", events.ChatService)
+
+	sqlDB, err := db.Open(cfg.DB)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, sqlDB.Close()) }()
+	if err := db.Wait(ctx, sqlDB); err != nil {
+		return stopped(ctx, err)
+	}
+	if err := db.Migrate(ctx, sqlDB, "chat"); err != nil {
+		return stopped(ctx, err)
+	}
+	st, err := store.New(ctx, sqlDB)
+	if err != nil {
+		return stopped(ctx, err)
+	}
+
+	nc, err := events.Connect(cfg.NATSURL, events.ChatService, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+
+	svc := app.New(app.Config{DefaultModel: cfg.DefaultModel, GenerationTimeout: cfg.GenerationTimeout},
+		st, transport.NewModels(nc, log), transport.NewNotifier(nc, js), log)
+	server, err := transport.Serve(nc, svc, log, cfg.RPCTimeout)
+	if err != nil {
+		return err
+	}
+	relay := transport.NewRelay(st, nc, js, log)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return relay.Run(gctx) })
+	g.Go(func() error { return reapLoop(gctx, svc, cfg.ReapInterval, log) })
+	log.Info("chat service started", "nats", nc.ConnectedUrlRedacted(), "db", cfg.DB.String())
+
+	<-gctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	stopErr := server.Stop(sctx)
+	runErr := g.Wait()
+	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		stopErr = errors.Join(stopErr, fmt.Errorf("drain nats: %w", err))
+	}
+	for nc.IsDraining() && sctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	log.Info("chat service stopped")
+	return errors.Join(runErr, stopErr)
+}
+
+// stopped hides the error of a start interrupted by ctx: that is a clean stop.
+func stopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func reapLoop(ctx context.Context, svc *app.Service, every time.Duration, log *slog.Logger) error {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, every)
+		n, err := svc.Reap(rctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			log.Warn("reaper failed", "err", err)
+		} else if n > 0 {
+			log.Info("abandoned answers failed", "count", n)
+		}
+	}
+}

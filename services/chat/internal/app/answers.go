@@ -1,0 +1,210 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/parley-chat/parley/libs/events"
+)
+
+// Conversation is what a model must see to write one answer.
+type Conversation struct {
+	Chat   Chat
+	Answer Message
+	Turns  []events.Turn
+}
+
+// Conversation returns the chat's own history before the answer: user messages and
+// finished (or cancelled, non-empty) answers, oldest first, never anything of another
+// chat. When the text exceeds the configured budget the oldest turns are dropped.
+func (s *Service) Conversation(ctx context.Context, messageID string) (Conversation, error) {
+	if !validID(messageID) {
+		return Conversation{}, ErrNotFound
+	}
+	m, err := s.store.MessageByID(ctx, messageID)
+	if err != nil {
+		return Conversation{}, err
+	}
+	if m.Role != events.RoleAssistant {
+		return Conversation{}, ErrNotFound
+	}
+	c, err := s.store.ChatByID(ctx, m.ChatID)
+	if err != nil {
+		return Conversation{}, err
+	}
+	history, err := s.store.History(ctx, c.ID, m.Seq)
+	if err != nil {
+		return Conversation{}, fmt.Errorf("read history: %w", err)
+	}
+	var turns []events.Turn
+	for _, h := range history {
+		if h.ChatID != c.ID { // the store filters by chat; this guards the invariant
+			return Conversation{}, fmt.Errorf("history of chat %s holds message %s of chat %s", c.ID, h.ID, h.ChatID)
+		}
+		switch {
+		case h.Role == events.RoleUser,
+			h.Role == events.RoleAssistant && h.Status == events.StatusComplete,
+			h.Role == events.RoleAssistant && h.Status == events.StatusCancelled && strings.TrimSpace(h.Content) != "":
+			turns = append(turns, events.Turn{Role: h.Role, Content: h.Content})
+		}
+	}
+	size := 0
+	for i := len(turns) - 1; i >= 0; i-- {
+		size += len(turns[i].Content)
+		if size > s.cfg.ConversationMaxBytes && i < len(turns)-1 {
+			turns = turns[i+1:]
+			break
+		}
+	}
+	if turns == nil {
+		turns = []events.Turn{}
+	}
+	return Conversation{Chat: c, Answer: m, Turns: turns}, nil
+}
+
+// Start marks an answer as streaming; a finished answer is ErrNotRunning.
+func (s *Service) Start(ctx context.Context, messageID string) (Message, error) {
+	if !validID(messageID) {
+		return Message{}, ErrNotFound
+	}
+	var out Message
+	err := s.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
+		m, _, err := tx.LockMessage(ctx, messageID)
+		if err != nil {
+			return err
+		}
+		if m.Role != events.RoleAssistant {
+			return ErrNotFound
+		}
+		if events.Terminal(m.Status) {
+			return ErrNotRunning
+		}
+		out = m
+		if m.Status == events.StatusStreaming {
+			return nil
+		}
+		out.Status = events.StatusStreaming
+		return tx.UpdateMessage(ctx, out)
+	})
+	if err != nil {
+		return Message{}, err
+	}
+	return out, nil
+}
+
+// Completion is the final state of an answer.
+type Completion struct {
+	Status  string
+	Content string
+	Model   string
+	Error   *events.Error
+	Usage   *events.Usage
+}
+
+// Complete stores an answer's final state. It is idempotent: an answer already
+// finished is returned unchanged (changed = false).
+func (s *Service) Complete(ctx context.Context, messageID string, in Completion) (out Message, changed bool, err error) {
+	if !validID(messageID) {
+		return Message{}, false, ErrNotFound
+	}
+	switch in.Status {
+	case events.StatusComplete, events.StatusCancelled, events.StatusFailed:
+	default:
+		return Message{}, false, invalid("status must be complete, cancelled or failed.")
+	}
+	err = s.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
+		changed = false
+		m, c, err := tx.LockMessage(ctx, messageID)
+		if err != nil {
+			return err
+		}
+		if m.Role != events.RoleAssistant {
+			return ErrNotFound
+		}
+		if events.Terminal(m.Status) {
+			out = m
+			return nil
+		}
+		out, err = s.finishLocked(ctx, tx, m, c, in)
+		changed = err == nil
+		return err
+	})
+	if err != nil {
+		return Message{}, false, err
+	}
+	return out, changed, nil
+}
+
+// finishLocked stores the terminal state of a locked, running answer, bumps the chat's
+// activity and writes message.completed, all in the caller's transaction.
+func (s *Service) finishLocked(ctx context.Context, tx Tx, m Message, c Chat, in Completion) (Message, error) {
+	now := s.now()
+	m.Status = in.Status
+	m.Content = strings.ToValidUTF8(in.Content, "\uFFFD")
+	if in.Model != "" {
+		m.Model = truncateRunes(in.Model, maxModelChars)
+	}
+	m.ErrorCode, m.ErrorMessage = "", ""
+	if in.Error != nil {
+		m.ErrorCode = truncateRunes(in.Error.Code, maxErrorCodeChars)
+		m.ErrorMessage = truncateRunes(strings.ToValidUTF8(in.Error.Message, "\uFFFD"), maxErrorMsgChars)
+	}
+	if m.Status == events.StatusFailed && m.ErrorCode == "" {
+		m.ErrorCode, m.ErrorMessage = events.CodeProviderError, "The answer could not be written."
+	}
+	m.Usage = in.Usage
+	m.FinishedAt = &now
+	if err := tx.UpdateMessage(ctx, m); err != nil {
+		return Message{}, fmt.Errorf("store finished answer: %w", err)
+	}
+	c.UpdatedAt = later(c.UpdatedAt, now)
+	if err := tx.UpdateChat(ctx, c); err != nil {
+		return Message{}, fmt.Errorf("update chat activity: %w", err)
+	}
+	if err := addEvent(ctx, tx, events.SubjectMessageCompleted, now, events.MessageCompleted{
+		ChatID: c.ID, UserID: c.UserID, Message: m.Public(),
+	}); err != nil {
+		return Message{}, err
+	}
+	return m, nil
+}
+
+// abandonedMessage is what a user reads on an answer the reaper failed.
+const abandonedMessage = "The answer took too long and was abandoned. Please try again."
+
+// Reap fails the answers stuck in pending or streaming for longer than the generation
+// timeout, through the idempotent completion, and publishes their `error` event. It
+// returns how many it failed.
+func (s *Service) Reap(ctx context.Context) (int, error) {
+	ids, err := s.store.Abandoned(ctx, s.now().Add(-s.cfg.GenerationTimeout), 100)
+	if err != nil {
+		return 0, fmt.Errorf("find abandoned answers: %w", err)
+	}
+	n := 0
+	for _, id := range ids {
+		e := &events.Error{Code: events.CodeGenerationAbandoned, Message: abandonedMessage}
+		var content string
+		if m, err := s.store.MessageByID(ctx, id); err == nil {
+			content = m.Content
+		}
+		m, changed, err := s.Complete(ctx, id, Completion{Status: events.StatusFailed, Content: content, Error: e})
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return n, fmt.Errorf("fail abandoned answer %s: %w", id, err)
+		}
+		if !changed {
+			continue // finished meanwhile, by its worker or another replica
+		}
+		n++
+		s.log.Warn("answer abandoned", "message_id", id, "chat_id", m.ChatID)
+		pub := m.Public()
+		if err := s.notify.PublishGeneration(ctx, id, events.GenerationEvent{Type: events.GenError, Error: e, Message: &pub}); err != nil {
+			s.log.Warn("publish error event of abandoned answer failed", "message_id", id, "err", err)
+		}
+	}
+	return n, nil
+}

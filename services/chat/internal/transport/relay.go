@@ -1,0 +1,147 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/parley-chat/parley/libs/events"
+	"github.com/parley-chat/parley/services/chat/internal/store"
+)
+
+// Relay tuning.
+const (
+	relayPoll       = 200 * time.Millisecond
+	relayBatch      = 100
+	relayLease      = 30 * time.Second
+	relayPublishTTL = 3 * time.Second
+	relayRetryDelay = time.Second
+	outboxKeep      = 7 * 24 * time.Hour
+	outboxPurgeFreq = 10 * time.Minute
+)
+
+// OutboxStore is what the relay needs from the store.
+type OutboxStore interface {
+	ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]store.OutboxRow, error)
+	MarkPublished(ctx context.Context, ids []string, at time.Time) error
+	ReleaseOutbox(ctx context.Context, ids []string, retryAt time.Time) error
+	PurgeOutbox(ctx context.Context, before time.Time, limit int) (int64, error)
+	Wake() <-chan struct{}
+}
+
+// Relay publishes outbox rows to JetStream with Nats-Msg-Id = event id and marks them
+// published only after the PubAck. Rows stay in the outbox while NATS is down and are
+// published when it is back; a crash between the PubAck and the mark re-publishes a
+// row, which the stream's duplicate window (and idempotent consumers) absorb.
+type Relay struct {
+	store        OutboxStore
+	nc           *nats.Conn
+	js           jetstream.JetStream
+	log          *slog.Logger
+	streamsReady bool
+}
+
+// NewRelay returns a relay.
+func NewRelay(st OutboxStore, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger) *Relay {
+	return &Relay{store: st, nc: nc, js: js, log: log}
+}
+
+// Run publishes until ctx ends: at every poll and right after a commit that wrote rows.
+func (r *Relay) Run(ctx context.Context) error {
+	tick := time.NewTicker(relayPoll)
+	defer tick.Stop()
+	lastPurge := time.Now()
+	for {
+		r.drain(ctx)
+		if time.Since(lastPurge) > outboxPurgeFreq {
+			lastPurge = time.Now()
+			if n, err := r.store.PurgeOutbox(ctx, time.Now().Add(-outboxKeep), 10000); err != nil {
+				r.log.Warn("outbox purge failed", "err", err)
+			} else if n > 0 {
+				r.log.Info("outbox purged", "rows", n)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case <-r.store.Wake():
+		}
+	}
+}
+
+// EnsureStreams creates or updates CHAT_EVENTS and GENERATIONS.
+func (r *Relay) EnsureStreams(ctx context.Context) error {
+	for _, cfg := range []jetstream.StreamConfig{events.ChatEventsStream(), events.GenerationsStream()} {
+		if _, err := r.js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return err
+		}
+	}
+	r.streamsReady = true
+	return nil
+}
+
+// drain publishes batches until the outbox is empty or a publish fails.
+func (r *Relay) drain(ctx context.Context) {
+	for ctx.Err() == nil {
+		if !r.nc.IsConnected() {
+			return // rows wait; publishing into the reconnect buffer would only time out
+		}
+		if !r.streamsReady {
+			sctx, cancel := context.WithTimeout(ctx, relayPublishTTL)
+			err := r.EnsureStreams(sctx)
+			cancel()
+			if err != nil {
+				r.log.Warn("create streams failed", "err", err)
+				return
+			}
+		}
+		rows, err := r.store.ClaimOutbox(ctx, relayBatch, relayLease)
+		if err != nil {
+			r.log.Warn("claim outbox rows failed", "err", err)
+			return
+		}
+		if len(rows) == 0 {
+			return
+		}
+		published, failed := r.publish(ctx, rows)
+		// A fresh context: an acknowledged row must be marked even while stopping.
+		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if err := r.store.MarkPublished(mctx, published, time.Now()); err != nil {
+			r.log.Warn("mark outbox rows published failed", "rows", len(published), "err", err)
+		}
+		if err := r.store.ReleaseOutbox(mctx, failed, time.Now().Add(relayRetryDelay)); err != nil {
+			r.log.Warn("release outbox rows failed", "rows", len(failed), "err", err)
+		}
+		cancel()
+		if len(failed) > 0 {
+			return
+		}
+	}
+}
+
+// publish sends rows in order and stops at the first failure; it returns the ids
+// acknowledged and the ids to retry.
+func (r *Relay) publish(ctx context.Context, rows []store.OutboxRow) (published, failed []string) {
+	for i, row := range rows {
+		pctx, cancel := context.WithTimeout(ctx, relayPublishTTL)
+		_, err := r.js.Publish(pctx, row.Subject, row.Payload, jetstream.WithMsgID(row.ID), jetstream.WithExpectStream(events.StreamChatEvents))
+		cancel()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrStreamNotFound) {
+				r.streamsReady = false
+			}
+			r.log.Warn("publish outbox event failed", "event_id", row.ID, "subject", row.Subject, "err", err)
+			for _, rest := range rows[i:] {
+				failed = append(failed, rest.ID)
+			}
+			return published, failed
+		}
+		published = append(published, row.ID)
+	}
+	return published, nil
+}
