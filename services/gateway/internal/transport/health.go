@@ -1,0 +1,70 @@
+package transport
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/parley-chat/parley/libs/events"
+)
+
+// pingTimeout bounds each readiness probe.
+const pingTimeout = time.Second
+
+type readiness struct {
+	Status string            `json:"status"`
+	Checks map[string]string `json:"checks"`
+}
+
+// healthz says the process is alive.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz says whether requests can be served: NATS connected, token keys and the
+// revocation list loaded, and auth, chat and inference answering their micro ping.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	checks := map[string]string{}
+	var mu sync.Mutex
+	set := func(name, v string) {
+		mu.Lock()
+		checks[name] = v
+		mu.Unlock()
+	}
+	if s.nc == nil || !s.nc.IsConnected() {
+		set("nats", "disconnected")
+	} else {
+		set("nats", "ok")
+		if err := s.guard.Ready(); err != nil {
+			set("tokens", err.Error())
+		} else {
+			set("tokens", "ok")
+		}
+		var wg sync.WaitGroup
+		for _, svc := range []string{events.AuthService, events.ChatService, events.InferenceService} {
+			wg.Go(func() { set(svc, s.ping(r.Context(), svc)) })
+		}
+		wg.Wait()
+	}
+	res := readiness{Status: "ready", Checks: checks}
+	status := http.StatusOK
+	for _, v := range checks {
+		if v != "ok" {
+			res.Status, status = "not_ready", http.StatusServiceUnavailable
+		}
+	}
+	writeJSON(w, status, res)
+}
+
+// ping asks one micro service for $SRV.PING.<name>.
+func (s *Server) ping(ctx context.Context, name string) string {
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	if _, err := s.nc.RequestWithContext(ctx, "$SRV.PING."+name, nil); err != nil {
+		return "not answering"
+	}
+	return "ok"
+}

@@ -1,0 +1,22 @@
+package transport
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/parley-chat/parley/libs/events"
+)
+
+// call makes one NATS request with its own deadline; the request id in ctx travels
+// along. A nil connection (a router built only to be walked) is unavailable.
+func call[Req, Rep any](ctx context.Context, nc *nats.Conn, timeout time.Duration, subject string, req Req) (Rep, error) {
+	if nc == nil {
+		var zero Rep
+		return zero, events.ErrUnavailable
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return events.Request[Req, Rep](ctx, nc, subject, req)
+}
