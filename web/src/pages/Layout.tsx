@@ -1,0 +1,90 @@
+import { useEffect, useState } from 'react';
+import { Link, Navigate, Outlet, useLocation } from 'react-router';
+import { Sidebar } from '../components/Sidebar';
+import { AppProvider } from '../state/app';
+import { loginPath, useAuth } from '../state/auth';
+
+export function Splash() {
+  return (
+    <div className="splash" role="status" aria-live="polite">
+      <span className="spinner" aria-hidden="true" /> Loading…
+    </div>
+  );
+}
+
+/** Signed-in screens: header, chat history sidebar (a drawer on phones) and the page. */
+export function AppLayout() {
+  const { status, user, logout } = useAuth();
+  const location = useLocation();
+  const [drawer, setDrawer] = useState(false);
+
+  useEffect(() => setDrawer(false), [location.pathname]);
+  // Fetch the chat view's code early, while the person looks at the home screen.
+  useEffect(() => {
+    if (status === 'in') void import('./ChatPage');
+  }, [status]);
+  useEffect(() => {
+    if (!drawer) return;
+    const onKey = (e: KeyboardEvent) => e.key === 'Escape' && setDrawer(false);
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [drawer]);
+
+  if (status === 'loading') return <Splash />;
+  if (status === 'out') return <Navigate to={loginPath(location.pathname + location.search + location.hash)} replace />;
+
+  return (
+    <AppProvider>
+      <div className={`app${drawer ? ' drawer-open' : ''}`}>
+        <a className="skip-link" href="#main">
+          Skip to content
+        </a>
+        <header className="topbar">
+          <button
+            type="button"
+            className="icon-btn menu-btn"
+            aria-label="Chat history"
+            aria-expanded={drawer}
+            aria-controls="sidebar"
+            onClick={() => setDrawer((d) => !d)}
+          >
+            <svg aria-hidden="true" viewBox="0 0 20 20" width="20" height="20">
+              <path d="M3 5h14M3 10h14M3 15h14" stroke="currentColor" strokeWidth="1.8" strokeLinecap="round" />
+            </svg>
+          </button>
+          <Link to="/" className="brand">
+            Parley
+          </Link>
+          <span className="spacer" />
+          {user && (
+            <span className="who" title={user.email}>
+              {user.firstname || user.username}
+            </span>
+          )}
+          <button type="button" className="btn btn-small" onClick={() => void logout()}>
+            Log out
+          </button>
+        </header>
+        <aside id="sidebar" className="sidebar">
+          <Sidebar onNavigate={() => setDrawer(false)} />
+        </aside>
+        {drawer && <div className="drawer-backdrop" onClick={() => setDrawer(false)} aria-hidden="true" />}
+        <main id="main" className="main" tabIndex={-1}>
+          <Outlet />
+        </main>
+      </div>
+    </AppProvider>
+  );
+}
+
+/** Sign-in and sign-up: a signed-in person goes straight on. */
+export function PublicOnly({ children }: { children: React.ReactNode }) {
+  const { status } = useAuth();
+  const location = useLocation();
+  if (status === 'loading') return <Splash />;
+  if (status === 'in') {
+    const next = new URLSearchParams(location.search).get('next');
+    return <Navigate to={next && next.startsWith('/') && !next.startsWith('//') ? next : '/'} replace />;
+  }
+  return <>{children}</>;
+}
