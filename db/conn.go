@@ -45,7 +45,7 @@ func Open(cfg Config) (*sql.DB, error) {
 	mc.Timeout = 3 * time.Second
 	mc.ReadTimeout = 30 * time.Second
 	mc.WriteTimeout = 30 * time.Second
-	mc.Params = map[string]string{"time_zone": "'+00:00'", "transaction_isolation": "'READ-COMMITTED'"}
+	mc.Params = map[string]string{"time_zone": "'+00:00'"}
 	mc.Collation = "utf8mb4_unicode_ci"
 	switch cfg.TLS {
 	case "":

@@ -113,13 +113,13 @@ func Run(ctx context.Context, cfg Config, svc Configs, log *slog.Logger) error {
 		return fmt.Errorf("listen on %s (GATEWAY_ADDR): %w", svc.Gateway.Addr, err)
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return auth.Run(gctx, svc.Auth, auth.Deps{Logger: log.With("service", "auth")}) })
-	g.Go(func() error { return chat.Run(gctx, svc.Chat, chat.Deps{Logger: log.With("service", "chat")}) })
+	g.Go(func() error { return auth.Run(gctx, svc.Auth, auth.Deps{Logger: log}) })
+	g.Go(func() error { return chat.Run(gctx, svc.Chat, chat.Deps{Logger: log}) })
 	g.Go(func() error {
-		return inference.Run(gctx, svc.Inference, inference.Deps{Logger: log.With("service", "inference")})
+		return inference.Run(gctx, svc.Inference, inference.Deps{Logger: log})
 	})
 	g.Go(func() error {
-		return gateway.Run(gctx, svc.Gateway, gateway.Deps{Logger: log.With("service", "gateway"), Listener: ln})
+		return gateway.Run(gctx, svc.Gateway, gateway.Deps{Logger: log, Listener: ln})
 	})
 	g.Go(func() error { return announce(gctx, ln.Addr().(*net.TCPAddr), cfg.DataDir, log) })
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
