@@ -200,6 +200,9 @@ func (c *Client) classifyInfo(model string, status int, h http.Header, info erro
 	case inStream && status == 0 && info.errorType == "overloaded":
 		pe.Code, pe.Retryable, pe.Reason = events.CodeProviderUnavailable, true, events.WaitOverloaded
 		pe.Message = fmt.Sprintf("The model %s became overloaded while answering%s.", model, d)
+	case status == http.StatusFailedDependency || info.errorType == "generation" || info.errorType == "incomplete_generation":
+		pe.Code = events.CodeProviderUnavailable
+		pe.Message = fmt.Sprintf("The model %s failed while generating%s.", model, d)
 	case status == http.StatusBadRequest || status == http.StatusUnprocessableEntity || (status >= 400 && status < 500) ||
 		info.errorType == "validation":
 		pe.Code = events.CodeProviderInvalid

@@ -160,7 +160,8 @@ func (c *Client) Stream(ctx context.Context, req app.ChatRequest, onDelta func(s
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		return app.ChatResult{}, c.classify(req.Model, resp.StatusCode, resp.Header, raw, false)
 	}
-	wd.reset(c.o.IdleTimeout)
+	// The first-byte timer keeps running until the first line of the body arrives: a
+	// provider may send headers at once and queue the request for long.
 	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/json") {
 		// A server that ignored stream:true answers with one chat.completion.
 		raw, err := io.ReadAll(io.LimitReader(resp.Body, maxLine))

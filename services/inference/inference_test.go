@@ -1,0 +1,376 @@
+package inference_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/parley-chat/parley/db"
+	"github.com/parley-chat/parley/libs/devstack/fakehf"
+	"github.com/parley-chat/parley/libs/devstack/testdb"
+	"github.com/parley-chat/parley/libs/devstack/testnats"
+	"github.com/parley-chat/parley/libs/events"
+	"github.com/parley-chat/parley/services/chat"
+	"github.com/parley-chat/parley/services/inference"
+)
+
+// env is NATS, a real chat service on its own database, the fake HF router and one
+// inference worker, talked to over NATS like the gateway does.
+type env struct {
+	t    *testing.T
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	fake *fakehf.Server
+}
+
+type logWriter struct {
+	mu   sync.Mutex
+	t    *testing.T
+	done bool
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimSpace(string(p)))
+	}
+	return len(p), nil
+}
+
+func newLogger(t *testing.T) *slog.Logger {
+	w := &logWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// start runs fn (a service's Run) until the test ends and checks it stopped cleanly.
+func start(t *testing.T, name string, fn func(ctx context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- fn(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s.Run returned %v", name, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("%s.Run did not stop", name)
+		}
+	})
+}
+
+func newEnv(t *testing.T, withHF bool, fakeOpts fakehf.Options) *env {
+	t.Helper()
+	d := testdb.New(t)
+	ns := testnats.New(t)
+	e := &env{t: t}
+	cfg := inference.Config{
+		NATSURL: ns.ClientURL(), RetryMaxWait: 20 * time.Second, RetryBase: 50 * time.Millisecond,
+		ProviderTimeout: 10 * time.Second, IdleTimeout: 10 * time.Second, Concurrency: 4, DemoWordDelay: time.Millisecond,
+	}
+	if withHF {
+		e.fake = fakehf.New(fakeOpts)
+		t.Cleanup(e.fake.Close)
+		cfg.HFToken, cfg.HFBaseURL = e.fake.Token(), e.fake.BaseURL()
+	}
+	log := newLogger(t)
+	// Inference first: chat asks it for the models.
+	start(t, "inference", func(ctx context.Context) error { return inference.Run(ctx, cfg, inference.Deps{Logger: log}) })
+	chatCfg := chat.Config{NATSURL: ns.ClientURL(),
+		DB: db.Config{Username: d.User, Password: d.Password, Host: d.Host, Port: d.Port, Name: d.Name}}
+	start(t, "chat", func(ctx context.Context) error { return chat.Run(ctx, chatCfg, chat.Deps{Logger: log}) })
+
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	e.nc = nc
+	if e.js, err = jetstream.New(nc); err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	// Generous: chat's migrations may wait for a lock other test runs hold.
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		_, err := request[events.ChatRef, events.ChatReply](e, events.SubjectChatLatest, events.ChatRef{UserID: newID()})
+		var ee *events.Error
+		if errors.As(err, &ee) && ee.Code == events.CodeNoChats {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("chat did not come up: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return e
+}
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+func request[Req, Rep any](e *env, subject string, req Req) (Rep, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return events.Request[Req, Rep](ctx, e.nc, subject, req)
+}
+
+// must(f())(t) returns f's value and fails the test on f's error.
+func must[T any](v T, err error) func(t *testing.T) T {
+	return func(t *testing.T) T {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		return v
+	}
+}
+
+func (e *env) newChat(userID string) events.Chat {
+	e.t.Helper()
+	return must(request[events.CreateChatRequest, events.ChatReply](e, events.SubjectChatCreate,
+		events.CreateChatRequest{UserID: userID}))(e.t).Chat
+}
+
+func (e *env) send(userID, chatID, content string) events.SendMessageReply {
+	e.t.Helper()
+	return must(request[events.SendMessageRequest, events.SendMessageReply](e, events.SubjectMessageSend,
+		events.SendMessageRequest{UserID: userID, ChatID: chatID, Content: content}))(e.t)
+}
+
+// generation reads a message's generation events until the terminal one; onDelta
+// sees each delta as it comes.
+func (e *env) generation(messageID string, onDelta func(events.GenerationEvent)) []events.GenerationEvent {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cons, err := e.js.OrderedConsumer(ctx, events.StreamGenerations, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.SubjectGeneration(messageID)},
+	})
+	if err != nil {
+		e.t.Fatalf("ordered consumer: %v", err)
+	}
+	var out []events.GenerationEvent
+	for {
+		msg, err := cons.Next(jetstream.FetchContext(ctx))
+		if err != nil {
+			e.t.Fatalf("read generation events (got %+v): %v", out, err)
+		}
+		var ev events.GenerationEvent
+		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+			e.t.Fatalf("decode generation event: %v", err)
+		}
+		out = append(out, ev)
+		if ev.Type == events.GenDelta && onDelta != nil {
+			onDelta(ev)
+		}
+		if ev.Type == events.GenDone || ev.Type == events.GenError {
+			return out
+		}
+	}
+}
+
+// text is the answer as a client rebuilds it: deltas, dropping text before a reset.
+func text(evs []events.GenerationEvent) string {
+	var sb strings.Builder
+	for _, ev := range evs {
+		switch ev.Type {
+		case events.GenDelta:
+			sb.WriteString(ev.Text)
+		case events.GenReset:
+			sb.Reset()
+		}
+	}
+	return sb.String()
+}
+
+func types(evs []events.GenerationEvent) []string {
+	var out []string
+	for _, ev := range evs {
+		if len(out) > 0 && out[len(out)-1] == ev.Type && ev.Type == events.GenDelta {
+			continue
+		}
+		out = append(out, ev.Type)
+	}
+	return out
+}
+
+func checkSeqs(t *testing.T, evs []events.GenerationEvent) {
+	t.Helper()
+	for i, ev := range evs {
+		if ev.Seq != int64(i+1) {
+			t.Fatalf("event %d has seq %d, want %d (%+v)", i, ev.Seq, i+1, evs)
+		}
+	}
+}
+
+func (e *env) stored(userID, messageID string) events.Message {
+	e.t.Helper()
+	return must(request[events.MessageRef, events.MessageReply](e, events.SubjectMessageGet,
+		events.MessageRef{UserID: userID, MessageID: messageID}))(e.t).Message
+}
+
+func TestAnswersThroughChat(t *testing.T) {
+	e := newEnv(t, true, fakehf.Options{})
+	models := must(request[events.Empty, events.ModelsReply](e, events.SubjectModelsList, events.Empty{}))(t).Models
+	if len(models) == 0 || models[0].ID != inference.DefaultHFModel || !models[0].Default || models[0].Provider != events.ProviderHuggingFace {
+		t.Fatalf("models = %+v", models)
+	}
+
+	alice, bob := newID(), newID()
+	aliceChat, bobChat := e.newChat(alice), e.newChat(bob)
+
+	t.Run("answer streams and is stored", func(t *testing.T) {
+		sent := e.send(alice, aliceChat.ID, "first question")
+		evs := e.generation(sent.AssistantMessage.ID, nil)
+		checkSeqs(t, evs)
+		want := "You said: first question (seen 1 messages)"
+		if got := text(evs); got != want {
+			t.Errorf("streamed %q, want %q", got, want)
+		}
+		last := evs[len(evs)-1]
+		if last.Type != events.GenDone || last.Message == nil || last.Message.Status != events.StatusComplete ||
+			last.Message.Content != want || last.Message.Model != inference.DefaultHFModel || last.Message.Usage == nil {
+			t.Fatalf("terminal event = %+v", last)
+		}
+		if m := e.stored(alice, sent.AssistantMessage.ID); m.Status != events.StatusComplete || m.Content != want {
+			t.Errorf("stored = %+v", m)
+		}
+	})
+
+	t.Run("the model sees only its own chat", func(t *testing.T) {
+		bobSent := e.send(bob, bobChat.ID, "bob's secret")
+		e.generation(bobSent.AssistantMessage.ID, nil)
+		sent := e.send(alice, aliceChat.ID, "second question")
+		evs := e.generation(sent.AssistantMessage.ID, nil)
+		if got, want := text(evs), "You said: second question (seen 3 messages)"; got != want {
+			t.Errorf("streamed %q, want %q", got, want)
+		}
+		reqs := e.fake.ChatRequests()
+		last := reqs[len(reqs)-1].Chat
+		for _, m := range last.Messages {
+			if strings.Contains(m.Content, "bob") {
+				t.Errorf("alice's prompt holds bob's words: %+v", last.Messages)
+			}
+		}
+	})
+
+	t.Run("provider error fails the answer with its code", func(t *testing.T) {
+		sent := e.send(alice, aliceChat.ID, "please fail [fakehf:401]")
+		evs := e.generation(sent.AssistantMessage.ID, nil)
+		checkSeqs(t, evs)
+		last := evs[len(evs)-1]
+		if last.Type != events.GenError || last.Error == nil || last.Error.Code != events.CodeProviderAuth ||
+			!strings.Contains(last.Error.Message, "HF_API_TOKEN") || strings.Contains(last.Error.Message, e.fake.Token()) {
+			t.Fatalf("terminal event = %+v", last)
+		}
+		m := e.stored(alice, sent.AssistantMessage.ID)
+		if m.Status != events.StatusFailed || m.Error == nil || m.Error.Code != events.CodeProviderAuth {
+			t.Errorf("stored = %+v", m)
+		}
+	})
+
+	t.Run("rate limited then answered", func(t *testing.T) {
+		e.fake.Enqueue("", fakehf.RateLimited("1"))
+		sent := e.send(alice, aliceChat.ID, "busy?")
+		evs := e.generation(sent.AssistantMessage.ID, nil)
+		checkSeqs(t, evs)
+		got := types(evs)
+		if len(got) != 3 || got[0] != events.GenWaiting || got[1] != events.GenDelta || got[2] != events.GenDone {
+			t.Fatalf("event types = %v", got)
+		}
+		if evs[0].Reason != events.WaitRateLimited || evs[0].RetryAt == nil {
+			t.Errorf("waiting event = %+v", evs[0])
+		}
+	})
+
+	t.Run("dropped stream restarts with reset", func(t *testing.T) {
+		e.fake.Enqueue("", fakehf.Drop(2))
+		sent := e.send(alice, aliceChat.ID, "one two three four")
+		evs := e.generation(sent.AssistantMessage.ID, nil)
+		checkSeqs(t, evs)
+		if !strings.Contains(strings.Join(types(evs), ","), events.GenReset) {
+			t.Errorf("event types = %v, want a reset", types(evs))
+		}
+		if got := evs[len(evs)-1].Message.Content; !strings.HasPrefix(got, "You said: one two three four") || text(evs) != got {
+			t.Errorf("content %q, streamed %q", got, text(evs))
+		}
+	})
+}
+
+func TestCancelStopsTheProvider(t *testing.T) {
+	e := newEnv(t, true, fakehf.Options{TokenDelay: 100 * time.Millisecond})
+	user := newID()
+	c := e.newChat(user)
+	sent := e.send(user, c.ID, strings.Repeat("word ", 100))
+	var once sync.Once
+	evs := e.generation(sent.AssistantMessage.ID, func(events.GenerationEvent) {
+		once.Do(func() {
+			_, err := request[events.MessageRef, events.MessageReply](e, events.SubjectMessageCancel,
+				events.MessageRef{UserID: user, MessageID: sent.AssistantMessage.ID})
+			if err != nil {
+				t.Errorf("cancel: %v", err)
+			}
+		})
+	})
+	last := evs[len(evs)-1]
+	if last.Type != events.GenDone || last.Message.Status != events.StatusCancelled {
+		t.Fatalf("terminal event = %+v", last)
+	}
+	if got := last.Message.Content; got == "" || !strings.HasPrefix("You said: "+strings.Repeat("word ", 100), got) || got != text(evs) {
+		t.Errorf("cancelled content %q, streamed %q", got, text(evs))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		reqs := e.fake.ChatRequests()
+		if len(reqs) == 1 && reqs[0].Finished {
+			if !reqs[0].Cancelled {
+				t.Fatalf("the provider call was not cancelled")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("provider request never finished: %+v", reqs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDemoModelWithoutToken(t *testing.T) {
+	e := newEnv(t, false, fakehf.Options{})
+	models := must(request[events.Empty, events.ModelsReply](e, events.SubjectModelsList, events.Empty{}))(t).Models
+	if len(models) != 1 || models[0].ID != "demo" || models[0].Provider != events.ProviderDemo || !models[0].Default {
+		t.Fatalf("models = %+v", models)
+	}
+	user := newID()
+	c := e.newChat(user)
+	sent := e.send(user, c.ID, "is anybody there?")
+	evs := e.generation(sent.AssistantMessage.ID, nil)
+	checkSeqs(t, evs)
+	last := evs[len(evs)-1]
+	if last.Type != events.GenDone || last.Message.Status != events.StatusComplete {
+		t.Fatalf("terminal event = %+v", last)
+	}
+	for _, want := range []string{"demo model", "is anybody there?", "HF_API_TOKEN", "OPENAI_BASE_URL"} {
+		if !strings.Contains(last.Message.Content, want) {
+			t.Errorf("demo answer %q lacks %q", last.Message.Content, want)
+		}
+	}
+}
+
+
