@@ -372,5 +372,3 @@ func TestDemoModelWithoutToken(t *testing.T) {
 		}
 	}
 }
-
-
