@@ -30,6 +30,10 @@ type env struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	fake *fakehf.Server
+	cfg  inference.Config
+	log  *slog.Logger
+	// stopWorker stops the first inference worker.
+	stopWorker func()
 }
 
 type logWriter struct {
@@ -57,23 +61,29 @@ func newLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-// start runs fn (a service's Run) until the test ends and checks it stopped cleanly.
-func start(t *testing.T, name string, fn func(ctx context.Context) error) {
+// start runs fn (a service's Run) until the test ends or stop is called, and checks
+// it stopped cleanly.
+func start(t *testing.T, name string, fn func(ctx context.Context) error) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- fn(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("%s.Run returned %v", name, err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("%s.Run returned %v", name, err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("%s.Run did not stop", name)
 			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("%s.Run did not stop", name)
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 func newEnv(t *testing.T, withHF bool, fakeOpts fakehf.Options) *env {
@@ -91,8 +101,9 @@ func newEnv(t *testing.T, withHF bool, fakeOpts fakehf.Options) *env {
 		cfg.HFToken, cfg.HFBaseURL = e.fake.Token(), e.fake.BaseURL()
 	}
 	log := newLogger(t)
+	e.cfg, e.log = cfg, log
 	// Inference first: chat asks it for the models.
-	start(t, "inference", func(ctx context.Context) error { return inference.Run(ctx, cfg, inference.Deps{Logger: log}) })
+	e.stopWorker = e.startWorker()
 	chatCfg := chat.Config{NATSURL: ns.ClientURL(),
 		DB: db.Config{Username: d.User, Password: d.Password, Host: d.Host, Port: d.Port, Name: d.Name}}
 	start(t, "chat", func(ctx context.Context) error { return chat.Run(ctx, chatCfg, chat.Deps{Logger: log}) })
@@ -120,6 +131,13 @@ func newEnv(t *testing.T, withHF bool, fakeOpts fakehf.Options) *env {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return e
+}
+
+// startWorker starts one more inference worker.
+func (e *env) startWorker() (stop func()) {
+	return start(e.t, "inference", func(ctx context.Context) error {
+		return inference.Run(ctx, e.cfg, inference.Deps{Logger: e.log})
+	})
 }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
@@ -370,5 +388,36 @@ func TestDemoModelWithoutToken(t *testing.T) {
 		if !strings.Contains(last.Message.Content, want) {
 			t.Errorf("demo answer %q lacks %q", last.Message.Content, want)
 		}
+	}
+}
+
+func TestShutdownHandsTheAnswerToAnotherWorker(t *testing.T) {
+	e := newEnv(t, true, fakehf.Options{TokenDelay: 50 * time.Millisecond})
+	user := newID()
+	c := e.newChat(user)
+	question := strings.Repeat("word ", 30)
+	sent := e.send(user, c.ID, question)
+	var once sync.Once
+	evs := e.generation(sent.AssistantMessage.ID, func(events.GenerationEvent) {
+		once.Do(func() {
+			e.startWorker()
+			go e.stopWorker()
+		})
+	})
+	checkSeqs(t, evs)
+	last := evs[len(evs)-1]
+	want := "You said: " + question + "(seen 1 messages)"
+	if last.Type != events.GenDone || last.Message.Status != events.StatusComplete || last.Message.Content != want {
+		t.Fatalf("terminal event = %+v", last)
+	}
+	if got := text(evs); got != want {
+		t.Errorf("client rebuilt %q, want %q", got, want)
+	}
+	if !strings.Contains(strings.Join(types(evs), ","), events.GenReset) {
+		t.Errorf("event types = %v, want a reset", types(evs))
+	}
+	reqs := e.fake.ChatRequests()
+	if len(reqs) != 2 || !reqs[0].Cancelled {
+		t.Errorf("provider requests = %d (first cancelled: %v), want 2 with the first cancelled", len(reqs), len(reqs) > 0 && reqs[0].Cancelled)
 	}
 }
