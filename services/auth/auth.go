@@ -64,6 +64,12 @@ type Deps struct {
 // Run starts the auth service and blocks until ctx is done. It returns nil on a clean
 // stop and closes everything it opened.
 func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
+	defer func() {
+		// Stopped while still starting: that is a clean stop too.
+		if err != nil && ctx.Err() != nil {
+			err = nil
+		}
+	}()
 	log := deps.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

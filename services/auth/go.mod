@@ -7,12 +7,22 @@ require github.com/parley-chat/parley/libs/events v0.0.0
 require (
 	github.com/go-sql-driver/mysql v1.10.1
 	github.com/golang-jwt/jwt/v5 v5.3.1
+	github.com/google/go-cmp v0.7.0
 	github.com/google/uuid v1.6.0
 	github.com/kelseyhightower/envconfig v1.4.0
+	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/parley-chat/parley/db v0.0.0
 	golang.org/x/crypto v0.58.0
 	golang.org/x/sync v0.25.0
+)
+
+require (
+	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
+	github.com/google/go-tpm v0.9.8 // indirect
+	github.com/minio/highwayhash v1.0.4 // indirect
+	github.com/nats-io/jwt/v2 v2.8.2 // indirect
+	golang.org/x/time v0.16.0 // indirect
 )
 
 require (
@@ -21,6 +31,7 @@ require (
 	github.com/mfridman/interpolate v0.0.2 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
+	github.com/parley-chat/parley/libs/devstack v0.0.0
 	github.com/pressly/goose/v3 v3.30.0 // indirect
 	github.com/sethvargo/go-retry v0.5.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
@@ -30,3 +41,5 @@ require (
 replace github.com/parley-chat/parley/libs/events => ../../libs/events
 
 replace github.com/parley-chat/parley/db => ../../db
+
+replace github.com/parley-chat/parley/libs/devstack => ../../libs/devstack
