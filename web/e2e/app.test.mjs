@@ -1,0 +1,359 @@
+// End-to-end tests of the web app in headless Chromium against a running Parley
+// (BASE_URL, default http://127.0.0.1:8080) that serves the offline demo model.
+// Run: BASE_URL=http://127.0.0.1:8080 npm run e2e   (see e2e/README.md)
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  BASE_URL,
+  lastAnswer,
+  launch,
+  logIn,
+  messages,
+  newPage,
+  newUser,
+  send,
+  signUp,
+  startChat,
+  uniq,
+  waitStatus,
+  waitUntil,
+} from './helpers.mjs';
+
+let browser;
+const user = newUser();
+let chatId = '';
+
+before(async () => {
+  const res = await fetch(`${BASE_URL}/healthz`).catch((e) => {
+    throw new Error(`Parley is not reachable at ${BASE_URL} (${e.message}); start it (make run) or set BASE_URL`);
+  });
+  assert.ok(res.ok, `GET /healthz answered ${res.status}`);
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+const exact = { exact: true };
+
+async function storageIsEmpty(page) {
+  return page.evaluate(() => ({
+    local: Object.keys(localStorage),
+    session: Object.keys(sessionStorage),
+    cookie: document.cookie,
+  }));
+}
+
+describe('Parley web app', { concurrency: false }, () => {
+  test('a stranger is sent to sign in; the sign-in page links to sign up', async () => {
+    const { context, page, problems } = await newPage(browser);
+    try {
+      await page.goto('/');
+      await page.waitForURL(/\/login$/);
+      await page.getByLabel('Username', exact).waitFor();
+      await page.getByLabel('Password', exact).waitFor();
+      await page.getByRole('button', { name: 'Log in' }).waitFor();
+      await page.getByRole('link', { name: 'Sign up' }).click();
+      await page.waitForURL(/\/signup$/);
+      for (const l of ['Username', 'Email', 'Password', 'First name', 'Last name']) await page.getByLabel(l, exact).waitFor();
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('sign up, first-time continue offers a new chat, chat with the demo model, reload keeps it', async () => {
+    const { context, page, problems } = await newPage(browser);
+    try {
+      await signUp(page, user);
+      // The session is an HttpOnly cookie: nothing readable by scripts, nothing stored.
+      const st = await storageIsEmpty(page);
+      assert.deepEqual(st.local, []);
+      assert.deepEqual(st.session, []);
+      assert.ok(!/parley/i.test(st.cookie), `cookie visible to scripts: ${st.cookie}`);
+      const cookies = await context.cookies();
+      const session = cookies.filter((c) => /parley_(at|rt)$/.test(c.name));
+      assert.ok(session.length >= 1, 'session cookies set');
+      for (const c of session) {
+        assert.equal(c.httpOnly, true, `${c.name} HttpOnly`);
+        assert.equal(c.sameSite, 'Strict', `${c.name} SameSite`);
+      }
+
+      // First-time user asks to continue: offered a new chat instead.
+      await page.getByRole('button', { name: 'Continue last chat' }).click();
+      await page.getByText('You have no chats yet').waitFor();
+      assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Start new chat');
+      await page.getByLabel('Model', exact).waitFor();
+
+      chatId = await startChat(page);
+      const box = page.getByLabel('Message', exact);
+      // Shift+Enter makes a new line, Enter sends.
+      await box.fill('Hello');
+      await box.press('Shift+Enter');
+      await box.type('second line');
+      assert.equal(await box.inputValue(), 'Hello\nsecond line');
+      await box.press('Enter');
+      const answer = await waitUntil(async () => ((await messages(page).locator('li[data-role="assistant"]').count()) > 0 ? lastAnswer(page) : false), 'answer');
+      assert.equal(await box.inputValue(), '');
+      const first = await answer.getAttribute('data-status');
+      assert.ok(['pending', 'streaming', 'complete'].includes(first), `first status ${first}`);
+      await waitStatus(answer, 'complete');
+      const text = await answer.innerText();
+      assert.match(text, /demo model/i);
+      assert.match(text, /Hello second line/);
+      const users = messages(page).locator('li[data-role="user"]');
+      assert.equal(await users.count(), 1);
+      await page.getByRole('button', { name: 'Send' }).waitFor();
+      await page.getByRole('button', { name: 'Regenerate' }).waitFor();
+
+      // A reload keeps the session and the conversation.
+      await page.reload();
+      await waitStatus(lastAnswer(page), 'complete');
+      assert.match(await lastAnswer(page).innerText(), /demo model/i);
+      assert.equal(new URL(page.url()).pathname, `/chats/${chatId}`);
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('log out ends the session; a deep link returns there after log in; continue last chat', async () => {
+    assert.ok(chatId, 'needs the chat of the previous test');
+    const { context, page, problems } = await newPage(browser);
+    try {
+      await logIn(page, user);
+      await page.getByRole('button', { name: 'Start new chat' }).waitFor();
+      await page.getByRole('button', { name: 'Log out' }).click();
+      await page.waitForURL(/\/login$/);
+      // The old session no longer works, even for API calls.
+      const me = await page.request.get('/api/auth/me');
+      assert.equal(me.status(), 401);
+
+      // A deep link while signed out: sign in, then land where the link pointed.
+      await page.goto(`/chats/${chatId}`);
+      await page.waitForURL(/\/login\?next=/);
+      await page.getByLabel('Username', exact).fill(user.username);
+      await page.getByLabel('Password', exact).fill(user.password);
+      await page.getByRole('button', { name: 'Log in' }).click();
+      await page.waitForURL(new RegExp(`/chats/${chatId}$`));
+      await waitStatus(lastAnswer(page), 'complete');
+
+      // Continue last chat from home opens it.
+      await page.getByRole('link', { name: 'Parley' }).click();
+      await page.getByRole('button', { name: 'Continue last chat' }).click();
+      await page.waitForURL(new RegExp(`/chats/${chatId}$`));
+      await messages(page).waitFor();
+
+      // Deep link reload and an unknown path both get the app (index.html).
+      await page.goto(`/chats/${chatId}`);
+      await waitStatus(lastAnswer(page), 'complete');
+      await page.goto('/no/such/page');
+      await page.getByRole('heading', { name: 'Page not found' }).waitFor();
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('Stop ends a running answer; Regenerate replaces it', async () => {
+    const { context, page, problems } = await newPage(browser);
+    const cancels = [];
+    page.on('response', (r) => {
+      if (/\/api\/messages\/[^/]+\/cancel$/.test(new URL(r.url()).pathname)) cancels.push(r.status());
+    });
+    try {
+      await logIn(page, user);
+      await page.getByRole('button', { name: 'Start new chat' }).waitFor();
+      await startChat(page);
+      const answer = await send(page, 'Tell me a long story please');
+      const stop = page.getByRole('button', { name: 'Stop' });
+      await stop.click({ timeout: 5_000 });
+      const end = await waitStatus(answer, ['cancelled', 'complete']);
+      assert.equal(cancels.length, 1, 'one cancel request');
+      // 202 while it ran; 409 not_running if it had just finished.
+      assert.ok([202, 409].includes(cancels[0]), `cancel answered ${cancels[0]}`);
+      if (cancels[0] === 202) assert.equal(end, 'cancelled');
+      await page.getByRole('button', { name: 'Send' }).waitFor();
+      if (end === 'cancelled') await answer.getByText('Stopped').waitFor();
+
+      const firstId = await answer.getAttribute('data-message-id');
+      await page.getByRole('button', { name: 'Regenerate' }).click();
+      await waitUntil(async () => (await lastAnswer(page).getAttribute('data-message-id')) !== firstId, 'a new answer');
+      await waitStatus(lastAnswer(page), 'complete');
+      assert.equal(await messages(page).locator('li[data-role="assistant"]').count(), 1, 'the old answer was replaced');
+      assert.match(await lastAnswer(page).innerText(), /demo model/i);
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('model picker: new chats and the open chat', async () => {
+    const { context, page, problems } = await newPage(browser);
+    try {
+      await logIn(page, user);
+      const picker = page.getByLabel('Model', exact);
+      await picker.waitFor();
+      const options = await picker.locator('option').evaluateAll((os) => os.map((o) => o.value));
+      assert.ok(options.length >= 1, 'at least one model');
+      const chosen = options[options.length - 1];
+      await picker.selectOption(chosen);
+      const id = await startChat(page);
+      const chat = await (await page.request.get(`/api/chats/${id}`)).json();
+      assert.equal(chat.chat.model, chosen);
+      const inChat = page.getByLabel('Model', exact);
+      assert.equal(await inChat.inputValue(), chosen);
+      if (options.length > 1) {
+        const other = options[0];
+        await inChat.selectOption(other);
+        await waitUntil(async () => (await (await page.request.get(`/api/chats/${id}`)).json()).chat.model === other, 'model saved');
+        await page.reload();
+        assert.equal(await page.getByLabel('Model', exact).inputValue(), other);
+      }
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('sidebar: history newest first, search, rename, delete with confirmation', async () => {
+    const { context, page, problems } = await newPage(browser);
+    try {
+      await logIn(page, user);
+      await page.getByRole('button', { name: 'Start new chat' }).waitFor();
+      const nav = page.getByRole('navigation', { name: 'Chat history' });
+      await nav.getByRole('button', { name: 'New chat', exact: true }).click();
+      await page.waitForURL(/\/chats\/[^/]+$/);
+      const id = new URL(page.url()).pathname.split('/').pop();
+      const word = uniq('zebra');
+      await waitStatus(await send(page, `Let us talk about ${word}`), 'complete');
+
+      // Newest first: the chat just used is at the top.
+      const firstLink = nav.getByRole('link').first();
+      await waitUntil(async () => (await firstLink.getAttribute('href')) === `/chats/${id}`, 'newest chat first');
+
+      // Search finds it by message text.
+      await page.getByLabel('Search chats', exact).fill(word);
+      await waitUntil(async () => (await nav.getByRole('link').count()) === 1, 'one search result');
+      assert.equal(await nav.getByRole('link').first().getAttribute('href'), `/chats/${id}`);
+
+      // Rename.
+      const link = nav.getByRole('link').first();
+      const oldTitle = (await link.innerText()).trim();
+      await nav.getByRole('button', { name: `Rename chat ${oldTitle}` }).click();
+      const title = uniq('Renamed ');
+      await nav.getByLabel('Chat title', exact).fill(title);
+      await nav.getByLabel('Chat title', exact).press('Enter');
+      await nav.getByRole('link', { name: title }).waitFor();
+      await page.getByRole('heading', { name: title }).waitFor();
+      await page.getByLabel('Search chats', exact).fill('');
+      await page.getByLabel('Search chats', exact).fill(title);
+      await waitUntil(async () => (await nav.getByRole('link').count()) === 1, 'found by the new title');
+
+      // Delete: cancel first, then confirm.
+      await nav.getByRole('button', { name: `Delete chat ${title}` }).click();
+      const dialog = page.getByRole('alertdialog', { name: 'Delete chat?' });
+      await dialog.getByRole('button', { name: 'Cancel' }).click();
+      await dialog.waitFor({ state: 'detached' });
+      assert.equal((await page.request.get(`/api/chats/${id}`)).status(), 200);
+      await nav.getByRole('button', { name: `Delete chat ${title}` }).click();
+      await dialog.getByRole('button', { name: 'Delete' }).click();
+      await page.waitForURL(/\/$/);
+      await waitUntil(async () => (await nav.getByRole('link').count()) === 0, 'chat gone from the list');
+      assert.equal((await page.request.get(`/api/chats/${id}`)).status(), 404);
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('markdown from people and models cannot run script', async () => {
+    const { context, page, problems } = await newPage(browser);
+    try {
+      await logIn(page, user);
+      await page.getByRole('button', { name: 'Start new chat' }).waitFor();
+      await startChat(page);
+      const answer = await send(page, '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">\n\n[click](javascript:window.__pwned=3) **bold**');
+      await waitStatus(answer, 'complete');
+      const list = messages(page);
+      assert.equal(await list.locator('script, img, iframe').count(), 0);
+      assert.equal(await list.locator('a[href^="javascript"]').count(), 0);
+      await list.locator('li[data-role="user"] strong', { hasText: 'bold' }).waitFor();
+      await list.getByText('click', { exact: true }).first().click();
+      assert.equal(await page.evaluate(() => window.__pwned), undefined);
+      assert.match(await list.locator('li[data-role="user"]').innerText(), /<script>window.__pwned=1<\/script>/);
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('caching: index.html is revalidated, hashed assets are immutable', async () => {
+    const index = await fetch(`${BASE_URL}/chats/anything`);
+    assert.equal(index.status, 200);
+    assert.match(index.headers.get('content-type') || '', /text\/html/);
+    assert.match(index.headers.get('cache-control') || '', /no-cache|no-store/);
+    const html = await index.text();
+    const asset = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+    assert.ok(asset, 'index.html references a hashed script');
+    const a = await fetch(`${BASE_URL}${asset}`);
+    assert.equal(a.status, 200);
+    assert.match(a.headers.get('cache-control') || '', /immutable/);
+    const missing = await fetch(`${BASE_URL}/assets/nope-123.js`);
+    assert.equal(missing.status, 404);
+  });
+
+  test('phone-sized screen: every screen fits and the history opens as a drawer', async () => {
+    const { context, page, problems } = await newPage(browser, { viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
+    const fits = () => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1);
+    try {
+      await logIn(page, user);
+      const start = page.getByRole('button', { name: 'Start new chat' });
+      await start.waitFor();
+      assert.ok(await fits(), 'home fits the width');
+      const nav = page.getByRole('navigation', { name: 'Chat history' });
+      assert.equal(await nav.isVisible(), false, 'history hidden until asked for');
+      await page.getByRole('button', { name: 'Chat history' }).click();
+      await nav.waitFor({ state: 'visible' });
+      await page.getByLabel('Search chats', exact).waitFor({ state: 'visible' });
+      await page.keyboard.press('Escape');
+      await nav.waitFor({ state: 'hidden' });
+
+      await start.click();
+      await page.waitForURL(/\/chats\/[^/]+$/);
+      const box = page.getByLabel('Message', exact);
+      await box.waitFor();
+      const answer = await send(page, 'Hi from a phone');
+      await waitStatus(answer, 'complete');
+      assert.ok(await fits(), 'chat fits the width');
+      const boxRect = await box.boundingBox();
+      assert.ok(boxRect && boxRect.y + boxRect.height <= 740, 'message box on screen');
+      const sendBtn = await page.getByRole('button', { name: 'Send' }).boundingBox();
+      assert.ok(sendBtn && sendBtn.x + sendBtn.width <= 375, 'Send on screen');
+      await page.screenshot({ path: process.env.E2E_SCREENSHOT_DIR ? `${process.env.E2E_SCREENSHOT_DIR}/phone-chat.png` : '/tmp/parley-phone-chat.png' });
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('keyboard: focus is visible and the composer is reachable', async () => {
+    const { context, page } = await newPage(browser);
+    try {
+      await logIn(page, user);
+      await page.getByRole('button', { name: 'Start new chat' }).waitFor();
+      await page.keyboard.press('Tab');
+      const outline = await page.evaluate(() => {
+        const el = document.activeElement;
+        if (!el || el === document.body) return 'none';
+        const s = getComputedStyle(el);
+        return `${s.outlineStyle} ${s.outlineWidth}`;
+      });
+      assert.notEqual(outline, 'none');
+      assert.doesNotMatch(outline, /^none|0px$/);
+    } finally {
+      await context.close();
+    }
+  });
+});

@@ -1,0 +1,111 @@
+// Helpers for the browser tests: Debian's Chromium driven by playwright-core (no
+// downloaded browser), a fresh profile per browser, and small polling assertions.
+import { chromium } from 'playwright-core';
+import { existsSync } from 'node:fs';
+
+export const BASE_URL = (process.env.BASE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
+
+const CANDIDATES = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].filter(Boolean);
+
+export async function launch() {
+  const executablePath = CANDIDATES.find((p) => existsSync(p));
+  if (!executablePath) throw new Error('No Chromium found: apt-get install -y chromium (or set CHROMIUM_PATH)');
+  // launch() gives every run a fresh temporary --user-data-dir of its own.
+  return chromium.launch({
+    executablePath,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-dev-shm-usage',
+    ],
+  });
+}
+
+/** A fresh context (no cookies) and page; collects console errors and CSP violations. */
+export async function newPage(browser, opts = {}) {
+  const context = await browser.newContext({ baseURL: BASE_URL, viewport: { width: 1280, height: 800 }, ...opts });
+  context.setDefaultTimeout(15_000);
+  const page = await context.newPage();
+  const problems = [];
+  page.on('console', (m) => {
+    const t = m.text();
+    if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(t)) problems.push(t);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  return { context, page, problems };
+}
+
+export async function waitUntil(fn, what, timeout = 20_000) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export const uniq = (p) => `${p}${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+
+export function newUser() {
+  const username = uniq('e2e_');
+  return { username, email: `${username}@example.com`, password: 'plenty-long passphrase 42', firstname: 'Eve', lastname: 'Tester' };
+}
+
+export async function signUp(page, u) {
+  await page.goto('/signup');
+  await page.getByLabel('First name', { exact: true }).fill(u.firstname);
+  await page.getByLabel('Last name', { exact: true }).fill(u.lastname);
+  await page.getByLabel('Username', { exact: true }).fill(u.username);
+  await page.getByLabel('Email', { exact: true }).fill(u.email);
+  await page.getByLabel('Password', { exact: true }).fill(u.password);
+  await page.getByRole('button', { name: 'Sign up' }).click();
+  await page.getByRole('button', { name: 'Start new chat' }).waitFor();
+}
+
+export async function logIn(page, u, path = '/login') {
+  await page.goto(path);
+  await page.getByLabel('Username', { exact: true }).fill(u.username);
+  await page.getByLabel('Password', { exact: true }).fill(u.password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+}
+
+export const messages = (page) => page.getByRole('list', { name: 'Messages' });
+export const lastAnswer = (page) => messages(page).locator('li[data-role="assistant"]').last();
+
+/** Sends a message from the composer with the keyboard and returns the new answer's row. */
+export async function send(page, text) {
+  const before = await messages(page).locator('li[data-role="assistant"]').count();
+  const box = page.getByLabel('Message', { exact: true });
+  await box.fill(text);
+  await box.press('Enter');
+  await waitUntil(async () => (await messages(page).locator('li[data-role="assistant"]').count()) > before, 'the answer row');
+  return lastAnswer(page);
+}
+
+export async function waitStatus(row, statuses, timeout = 30_000) {
+  const want = Array.isArray(statuses) ? statuses : [statuses];
+  return waitUntil(async () => {
+    const s = await row.getAttribute('data-status');
+    return want.includes(s) ? s : false;
+  }, `answer status ${want.join('|')}`, timeout);
+}
+
+export async function startChat(page) {
+  await page.goto('/');
+  await page.getByRole('button', { name: 'Start new chat' }).click();
+  await page.waitForURL(/\/chats\/[^/]+$/);
+  await page.getByLabel('Message', { exact: true }).waitFor();
+  return new URL(page.url()).pathname.split('/').pop();
+}
