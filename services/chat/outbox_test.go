@@ -89,3 +89,41 @@ func TestOutboxRowsLeftByACrashArePublishedAtStart(t *testing.T) {
 	}
 	waitFor(t, "published_at", func() bool { return outbox(t, e)[0].Published })
 }
+
+// Two replicas share the database and NATS: requests go to either, and every outbox
+// row is published exactly once.
+func TestTwoReplicas(t *testing.T) {
+	e := newEnv(t)
+	e.run() // a second replica
+	user := newUser()
+	const chats = 10
+	errs := make(chan error, chats)
+	for range chats {
+		go func() {
+			c, err := createChat(e, events.CreateChatRequest{UserID: user})
+			if err == nil {
+				_, err = send(e, user, c.ID, "hello", "")
+			}
+			errs <- err
+		}()
+	}
+	for range chats {
+		if err := <-errs; err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+	waitFor(t, "every row published", func() bool {
+		for _, r := range outbox(t, e) {
+			if !r.Published {
+				return false
+			}
+		}
+		return true
+	})
+	if got := streamEvents(t, e); len(got) != chats {
+		t.Errorf("stream holds %d events, want %d", len(got), chats)
+	}
+	if n := countRows(t, e, "SELECT COUNT(*) FROM outbox WHERE attempts <> 1"); n != 0 {
+		t.Errorf("%d rows were claimed more than once", n)
+	}
+}
