@@ -20,14 +20,20 @@ import {
 } from './helpers.mjs';
 
 let browser;
+// The account most tests sign in with (made through the API); the sign-up test makes its own.
 const user = newUser();
-let chatId = '';
 
 before(async () => {
   const res = await fetch(`${BASE_URL}/healthz`).catch((e) => {
     throw new Error(`Parley is not reachable at ${BASE_URL} (${e.message}); start it (make run) or set BASE_URL`);
   });
   assert.ok(res.ok, `GET /healthz answered ${res.status}`);
+  const signup = await fetch(`${BASE_URL}/api/auth/signup`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-Parley-CSRF': '1' },
+    body: JSON.stringify(user),
+  });
+  assert.equal(signup.status, 201, `sign up through the API: ${await signup.text()}`);
   browser = await launch();
 });
 
@@ -65,6 +71,7 @@ describe('Parley web app', { concurrency: false }, () => {
 
   test('sign up, first-time continue offers a new chat, chat with the demo model, reload keeps it', async () => {
     const { context, page, problems } = await newPage(browser);
+    const user = newUser();
     try {
       await signUp(page, user);
       // The session is an HttpOnly cookie: nothing readable by scripts, nothing stored.
@@ -86,7 +93,7 @@ describe('Parley web app', { concurrency: false }, () => {
       assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Start new chat');
       await page.getByLabel('Model', exact).waitFor();
 
-      chatId = await startChat(page);
+      const chatId = await startChat(page);
       const box = page.getByLabel('Message', exact);
       // Shift+Enter makes a new line, Enter sends.
       await box.fill('Hello');
@@ -119,11 +126,12 @@ describe('Parley web app', { concurrency: false }, () => {
   });
 
   test('log out ends the session; a deep link returns there after log in; continue last chat', async () => {
-    assert.ok(chatId, 'needs the chat of the previous test');
     const { context, page, problems } = await newPage(browser);
     try {
       await logIn(page, user);
       await page.getByRole('button', { name: 'Start new chat' }).waitFor();
+      const chatId = await startChat(page);
+      await waitStatus(await send(page, 'Remember me'), 'complete');
       await page.getByRole('button', { name: 'Log out' }).click();
       await page.waitForURL(/\/login$/);
       // The old session no longer works, even for API calls.
@@ -183,6 +191,80 @@ describe('Parley web app', { concurrency: false }, () => {
       await waitStatus(lastAnswer(page), 'complete');
       assert.equal(await messages(page).locator('li[data-role="assistant"]').count(), 1, 'the old answer was replaced');
       assert.match(await lastAnswer(page).innerText(), /demo model/i);
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('a reload in the middle of an answer resumes its stream', async () => {
+    const { context, page, problems } = await newPage(browser);
+    try {
+      await logIn(page, user);
+      await page.getByRole('button', { name: 'Start new chat' }).waitFor();
+      const id = await startChat(page);
+      const box = page.getByLabel('Message', exact);
+      await box.fill('Please answer slowly');
+      await box.press('Enter');
+      await messages(page).locator('li[data-role="assistant"]').first().waitFor();
+      await page.reload();
+      const answer = lastAnswer(page);
+      await answer.waitFor();
+      // Every text shown while it streams must be a prefix of the final one (no repeats).
+      const seen = [];
+      const status = await waitUntil(async () => {
+        seen.push(await answer.locator('.answer').innerText());
+        const s = await answer.getAttribute('data-status');
+        return s === 'complete' || s === 'failed' || s === 'cancelled' ? s : false;
+      }, 'the resumed answer to finish', 30_000);
+      assert.equal(status, 'complete');
+      const final = (await answer.locator('.answer').innerText()).trim();
+      assert.match(final, /demo model/i);
+      assert.equal(final.split('offline demo model').length - 1, 1, 'text not repeated');
+      for (const t of seen) assert.ok(final.startsWith(t.replace(/\s+$/, '').replace(/^Thinking…$/, '')), `"${t.slice(0, 40)}…" is a prefix`);
+      assert.equal(new URL(page.url()).pathname, `/chats/${id}`);
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('a long chat opens at its newest page, loads older ones on scroll, keeps the DOM small', async () => {
+    const { context, page, problems } = await newPage(browser);
+    // Its own account: sends are rate limited per person.
+    const longUser = newUser();
+    try {
+      await signUp(page, longUser);
+      const id = await startChat(page);
+      // Build 52 messages quickly through the API: send, then stop the answer at once.
+      const headers = { 'X-Parley-CSRF': '1', 'Content-Type': 'application/json' };
+      const N = 26;
+      for (let i = 1; i <= N; i++) {
+        let r;
+        for (let attempt = 0; attempt < 100; attempt++) {
+          r = await page.request.post(`/api/chats/${id}/messages`, { headers, data: { content: `question number ${i}` } });
+          if (r.status() !== 409 && r.status() !== 429) break;
+          const wait = Number(r.headers()['retry-after'] || 0) * 1000 || 200;
+          await new Promise((res) => setTimeout(res, wait));
+        }
+        assert.equal(r.status(), 202, `send ${i}: ${await r.text()}`);
+        const a = (await r.json()).assistant_message;
+        await page.request.post(`/api/messages/${a.id}/cancel`, { headers, data: {} });
+      }
+      await waitUntil(async () => {
+        const r = await (await page.request.get(`/api/chats/${id}/messages?limit=1`)).json();
+        return ['cancelled', 'complete'].includes(r.messages.at(-1)?.status);
+      }, 'the last answer to end');
+      await page.reload();
+      await messages(page).getByText(`question number ${N}`, { exact: true }).waitFor();
+      const rows = () => messages(page).locator('li').count();
+      assert.ok((await rows()) < 40, `bounded rows: ${await rows()}`);
+      // Scroll to the top repeatedly: older pages arrive until the first question shows.
+      await waitUntil(async () => {
+        await page.locator('.messages-scroll').evaluate((el) => el.scrollTo(0, 0));
+        return (await messages(page).getByText('question number 1', { exact: true }).count()) > 0;
+      }, 'the first message after scrolling up', 30_000);
+      assert.ok((await rows()) < 40, `still bounded: ${await rows()}`);
       assert.deepEqual(problems, []);
     } finally {
       await context.close();

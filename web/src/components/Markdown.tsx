@@ -1,7 +1,7 @@
 // Renders model and user text as Markdown, safely: raw HTML is shown as text (never
 // parsed), links are limited to http(s), mailto and relative ones (javascript:, data:,
 // vbscript: and the like become inert), images are shown as links (no third-party
-// requests, and the CSP allows none), and nothing uses dangerouslySetInnerHTML.
+// requests, and the CSP allows none), and no raw HTML is ever injected into the page.
 import { memo, isValidElement, type ReactElement, type ReactNode } from 'react';
 import ReactMarkdown, { type Components, type Options } from 'react-markdown';
 import { gfm } from 'micromark-extension-gfm';
@@ -13,7 +13,6 @@ const SAFE_PROTOCOL = /^(https?|mailto):$/i;
 /** Keeps a URL only if it is relative or uses a safe protocol; otherwise returns ''. */
 export function safeUrl(url: string): string {
   // Browsers ignore control characters and whitespace inside a scheme ("java\tscript:").
-  // eslint-disable-next-line no-control-regex
   const cleaned = url.replace(/[\u0000-\u0020\u007f-\u009f]/g, '');
   const colon = cleaned.indexOf(':');
   const firstDelim = cleaned.search(/[/?#]/);

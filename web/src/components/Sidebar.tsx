@@ -66,7 +66,6 @@ export function Sidebar({ onNavigate }: { onNavigate?: () => void }) {
 
   useEffect(() => {
     if (!state.loaded || debounced !== state.query) void list.search(debounced);
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [debounced]);
 
   // Load the next page when the end of the list scrolls into view.

@@ -1,8 +1,8 @@
 import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from 'react';
 import { Link, useParams } from 'react-router';
-import { chats as chatApi } from '../api/endpoints';
 import { isRunning } from '../api/types';
 import { Composer, type ComposerHandle } from '../components/Composer';
+import { ExportMenu } from '../components/ExportMenu';
 import { MessageList } from '../components/MessageList';
 import { ModelPicker } from '../components/ModelPicker';
 import { chatTitle } from '../components/Sidebar';
@@ -92,17 +92,7 @@ function ChatView({ chatId }: { chatId: string }) {
           {chatTitle(chat)}
         </h1>
         <ModelPicker models={models} value={chat.model} onChange={(m) => void session.setModel(m)} disabled={running} />
-        <details className="menu">
-          <summary className="btn btn-small">Export</summary>
-          <div className="menu-pop">
-            <a href={chatApi.exportUrl(chat.id, 'markdown')} download>
-              Export as Markdown
-            </a>
-            <a href={chatApi.exportUrl(chat.id, 'json')} download>
-              Export as JSON
-            </a>
-          </div>
-        </details>
+        <ExportMenu chatId={chat.id} />
       </div>
       {s.messages.length === 0 && s.outbox.length === 0 && (
         <div className="empty-chat">
