@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go/micro"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -44,3 +45,28 @@ func TestHandler(t *testing.T) {
 		t.Fatalf("readyz when down: %d %s", code, body)
 	}
 }
+
+func TestRPCMetricsCountsErrors(t *testing.T) {
+	reg := NewRegistry()
+	m := NewRPCMetrics(reg, "svc")
+	h := m.Wrap("ep", micro.HandlerFunc(func(r micro.Request) { _ = r.Error("404", "not_found", nil) }))
+	h.Handle(fakeRequest{})
+	var nilMetrics *RPCMetrics
+	if nilMetrics.Wrap("x", h) == nil {
+		t.Fatal("nil metrics must return the handler")
+	}
+	rec := httptest.NewRecorder()
+	Handler(reg, nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	body := rec.Body.String()
+	if !strings.Contains(body, `parley_rpc_requests_total{code="404",endpoint="ep",service="svc"} 1`) {
+		t.Fatalf("error not counted:\n%s", body)
+	}
+	if !strings.Contains(body, `parley_rpc_duration_seconds_count{endpoint="ep",service="svc"} 1`) {
+		t.Fatalf("latency not observed:\n%s", body)
+	}
+}
+
+// fakeRequest is the smallest micro.Request: it answers nothing.
+type fakeRequest struct{ micro.Request }
+
+func (fakeRequest) Error(string, string, []byte, ...micro.RespondOpt) error { return nil }

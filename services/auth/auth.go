@@ -17,6 +17,7 @@ import (
 
 	"github.com/parley-chat/parley/db"
 	"github.com/parley-chat/parley/libs/events"
+	"github.com/parley-chat/parley/libs/ops"
 	"github.com/parley-chat/parley/services/auth/internal/app"
 	"github.com/parley-chat/parley/services/auth/internal/password"
 	"github.com/parley-chat/parley/services/auth/internal/store"
@@ -54,6 +55,9 @@ type Config struct {
 	// tokens have expired). KeyMaxAge rotates the key when it is older (0: never).
 	RotateKey bool          `envconfig:"AUTH_ROTATE_KEY" default:"false"`
 	KeyMaxAge time.Duration `envconfig:"AUTH_KEY_MAX_AGE" default:"720h"`
+
+	// OpsAddr serves /metrics, /healthz and /readyz (empty: off).
+	OpsAddr string `envconfig:"OPS_ADDR"`
 }
 
 // Deps are what Run is given rather than makes.
@@ -123,7 +127,8 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		return fmt.Errorf("start auth: %w", err)
 	}
 
-	ms, err := transport.Start(nc, svc, log, cfg.RequestTimeout)
+	reg := ops.NewRegistry()
+	ms, err := transport.Start(nc, svc, log, cfg.RequestTimeout, ops.NewRPCMetrics(reg, events.AuthService))
 	if err != nil {
 		return err
 	}
@@ -133,6 +138,11 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	g.Go(func() error {
 		svc.Maintain(gctx)
 		return nil
+	})
+	g.Go(func() error {
+		return ops.Serve(gctx, cfg.OpsAddr, ops.Handler(reg, map[string]ops.Check{
+			"nats": ops.NATSConnected(nc), "mysql": ops.DBReachable(sqlDB),
+		}), log)
 	})
 	<-gctx.Done()
 

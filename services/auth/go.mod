@@ -4,6 +4,8 @@ go 1.26.0
 
 require github.com/parley-chat/parley/libs/events v0.0.0
 
+require github.com/parley-chat/parley/libs/ops v0.0.0
+
 require (
 	github.com/go-sql-driver/mysql v1.10.1
 	github.com/golang-jwt/jwt/v5 v5.3.1
@@ -19,10 +21,18 @@ require (
 
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
+	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
+	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
+	github.com/prometheus/client_golang v1.25.0 // indirect
+	github.com/prometheus/client_model v0.6.3 // indirect
+	github.com/prometheus/common v0.72.0 // indirect
+	github.com/prometheus/procfs v0.23.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
 )
 
 require (
@@ -39,6 +49,8 @@ require (
 )
 
 replace github.com/parley-chat/parley/libs/events => ../../libs/events
+
+replace github.com/parley-chat/parley/libs/ops => ../../libs/ops
 
 replace github.com/parley-chat/parley/db => ../../db
 

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/parley-chat/parley/libs/events"
+	"github.com/parley-chat/parley/libs/ops"
 	"github.com/parley-chat/parley/services/auth/internal/app"
 )
 
@@ -22,8 +23,9 @@ import (
 const Version = "1.0.0"
 
 // Start adds the auth micro service to nc with one endpoint per auth subject, each
-// handler bounded by timeout. Stop the returned service to drain it.
-func Start(nc *nats.Conn, svc *app.Service, log *slog.Logger, timeout time.Duration) (micro.Service, error) {
+// handler bounded by timeout and measured by metrics (which may be nil). Stop the
+// returned service to drain it.
+func Start(nc *nats.Conn, svc *app.Service, log *slog.Logger, timeout time.Duration, metrics *ops.RPCMetrics) (micro.Service, error) {
 	ms, err := micro.AddService(nc, micro.Config{
 		Name:        events.AuthService,
 		Version:     Version,
@@ -46,7 +48,7 @@ func Start(nc *nats.Conn, svc *app.Service, log *slog.Logger, timeout time.Durat
 		{"keys", events.SubjectAuthKeys, events.Handle(log, timeout, h.keys)},
 	}
 	for _, e := range endpoints {
-		if err := ms.AddEndpoint(e.name, e.handler, micro.WithEndpointSubject(e.subject)); err != nil {
+		if err := ms.AddEndpoint(e.name, metrics.Wrap(e.name, e.handler), micro.WithEndpointSubject(e.subject)); err != nil {
 			_ = ms.Stop()
 			return nil, fmt.Errorf("add endpoint %s: %w", e.name, err)
 		}
