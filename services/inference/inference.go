@@ -10,12 +10,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"path"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/parley-chat/parley/libs/events"
@@ -76,11 +79,36 @@ type Config struct {
 	Heartbeat time.Duration `envconfig:"INFERENCE_HEARTBEAT" default:"10s"`
 	// ShutdownTimeout bounds the clean stop.
 	ShutdownTimeout time.Duration `envconfig:"INFERENCE_SHUTDOWN_TIMEOUT" default:"10s"`
+
+	// MaxDeliver is how many deliveries of an event count before its answer is stored
+	// failed; hand-backs (long provider waits, a model at its limit) do not count.
+	MaxDeliver int `envconfig:"INFERENCE_MAX_DELIVER" default:"5"`
+	// AckWait is how long a silent worker keeps an event before another one takes it.
+	AckWait time.Duration `envconfig:"INFERENCE_ACK_WAIT" default:"30s"`
+	// ParkAfter is the longest provider wait (429/503) a worker waits holding its slot;
+	// a longer one hands the event back to JetStream with a `waiting` event.
+	ParkAfter time.Duration `envconfig:"INFERENCE_PARK_AFTER" default:"3s"`
+	// ModelConcurrency caps answers per model and worker:
+	// "mistralai/Mistral-7B-Instruct-v0.3=4,default=8" (empty: no cap but Concurrency).
+	ModelConcurrency string `envconfig:"INFERENCE_MODEL_CONCURRENCY"`
+	// ModelBusyDelay is how long a job for a model at its cap waits in JetStream.
+	ModelBusyDelay time.Duration `envconfig:"INFERENCE_MODEL_BUSY_DELAY" default:"1s"`
+	// StrictRolesModels lists more models (ids or path.Match patterns) whose chat
+	// template refuses a system role or non-alternating roles.
+	StrictRolesModels []string `envconfig:"INFERENCE_STRICT_ROLES_MODELS"`
+	// MetricsAddr serves /metrics, /healthz and /readyz (empty: off), e.g. ":9102".
+	MetricsAddr string `envconfig:"INFERENCE_METRICS_ADDR"`
 }
 
 // Deps are the service's dependencies.
 type Deps struct {
 	Logger *slog.Logger
+	// Registry receives the worker's metrics (a new registry when nil; never the
+	// default one).
+	Registry *prometheus.Registry
+	// MetricsListener, when set, serves /metrics, /healthz and /readyz on it instead
+	// of on MetricsAddr.
+	MetricsListener net.Listener
 }
 
 func (c Config) withDefaults() Config {
@@ -107,13 +135,28 @@ func (c Config) withDefaults() Config {
 	if c.MaxAckPending <= 0 {
 		c.MaxAckPending = 256
 	}
+	set(&c.AckWait, 30*time.Second)
 	set(&c.RetryMaxWait, 2*time.Minute)
 	set(&c.RetryBase, time.Second)
 	set(&c.ProviderTimeout, 60*time.Second)
 	set(&c.IdleTimeout, 60*time.Second)
 	set(&c.MaxGeneration, 10*time.Minute)
-	set(&c.Heartbeat, 10*time.Second)
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = min(10*time.Second, c.AckWait/3)
+	}
 	set(&c.ShutdownTimeout, 10*time.Second)
+	set(&c.ModelBusyDelay, time.Second)
+	if c.MaxDeliver <= 0 {
+		c.MaxDeliver = 5
+	}
+	if c.ParkAfter < 0 {
+		c.ParkAfter = 0
+	} else if c.ParkAfter == 0 {
+		c.ParkAfter = 3 * time.Second
+	}
+	if c.Heartbeat >= c.AckWait {
+		c.Heartbeat = c.AckWait / 3
+	}
 	return c
 }
 
@@ -125,6 +168,15 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("service", "inference")
+	limits, err := transport.ParseModelLimits(cfg.ModelConcurrency)
+	if err != nil {
+		return fmt.Errorf("INFERENCE_MODEL_CONCURRENCY: %w", err)
+	}
+	reg := deps.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	metrics := transport.NewMetrics(reg)
 
 	cat, discover := buildCatalog(cfg, log)
 	for _, m := range cat.Models() {
@@ -145,18 +197,36 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		return err
 	}
 
+	var ready atomic.Bool
 	worker := &transport.Worker{
 		NC: nc, JS: js, Log: log,
 		Answerer: &app.Answerer{
 			Catalog: cat, MaxTokens: cfg.MaxTokens, RetryMaxWait: cfg.RetryMaxWait,
-			RetryBase: cfg.RetryBase, RetryCap: 30 * time.Second, Log: log,
+			RetryBase: cfg.RetryBase, RetryCap: 30 * time.Second, ParkAfter: cfg.ParkAfter, Log: log,
+			Observer: metrics,
 		},
 		Concurrency: cfg.Concurrency, MaxAckPending: cfg.MaxAckPending, Coalesce: cfg.Coalesce,
-		Heartbeat: cfg.Heartbeat,
+		Heartbeat: cfg.Heartbeat, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
+		Limits: limits, ModelBusyDelay: cfg.ModelBusyDelay, Metrics: metrics,
+		Ready: func() { ready.Store(true) },
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return worker.Run(gctx) })
 	g.Go(func() error { discover(gctx); return nil })
+	if deps.MetricsListener != nil || cfg.MetricsAddr != "" {
+		health := func() error {
+			if !nc.IsConnected() {
+				return errors.New("not connected to NATS")
+			}
+			if !ready.Load() {
+				return errors.New("consumer not set up yet")
+			}
+			return nil
+		}
+		g.Go(func() error {
+			return serveMetrics(gctx, cfg.MetricsAddr, deps.MetricsListener, reg, health, cfg.ShutdownTimeout, log)
+		})
+	}
 	runErr := g.Wait()
 
 	// The worker has stopped pulling and handed back what was in flight.
@@ -193,6 +263,12 @@ func drain(nc interface {
 // offline demo model. The returned function refines the catalog from the providers'
 // metadata (context windows, discovered models) until ctx is done.
 func buildCatalog(cfg Config, log *slog.Logger) (*app.Catalog, func(context.Context)) {
+	strict := app.NewStrictRoles(cfg.StrictRolesModels)
+	newEntry := func(id, name, providerName string, contextLength int, p app.Provider) app.Entry {
+		e := app.NewEntry(id, name, providerName, contextLength, p)
+		e.StrictRoles = e.StrictRoles || strict.Match(id)
+		return e
+	}
 	var entries []app.Entry
 	var hf, oa *provider.Client
 	if cfg.HFToken != "" {
@@ -202,7 +278,7 @@ func buildCatalog(cfg Config, log *slog.Logger) (*app.Catalog, func(context.Cont
 			FirstByteTimeout: cfg.ProviderTimeout, IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxGeneration, Log: log,
 		})
 		for _, id := range hfModels(cfg) {
-			entries = append(entries, app.NewEntry(id, path.Base(id), events.ProviderHuggingFace, 0, hf))
+			entries = append(entries, newEntry(id, path.Base(id), events.ProviderHuggingFace, 0, hf))
 		}
 	}
 	oaProvider := events.ProviderOpenAI
@@ -216,11 +292,11 @@ func buildCatalog(cfg Config, log *slog.Logger) (*app.Catalog, func(context.Cont
 			FirstByteTimeout: cfg.ProviderTimeout, IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxGeneration, Log: log,
 		})
 		for _, id := range clean(cfg.OpenAIModels) {
-			entries = append(entries, app.NewEntry(id, id, oaProvider, 0, oa))
+			entries = append(entries, newEntry(id, id, oaProvider, 0, oa))
 		}
 	}
 	if hf == nil && oa == nil {
-		demo := app.NewEntry(app.DemoModelID, provider.DemoName, events.ProviderDemo, 32768, provider.Demo{WordDelay: cfg.DemoWordDelay})
+		demo := newEntry(app.DemoModelID, provider.DemoName, events.ProviderDemo, 32768, provider.Demo{WordDelay: cfg.DemoWordDelay})
 		entries = append(entries, demo)
 		log.Warn("no model configured (HF_API_TOKEN and OPENAI_BASE_URL are empty): serving the offline demo model")
 	}
@@ -258,7 +334,7 @@ func buildCatalog(cfg Config, log *slog.Logger) (*app.Catalog, func(context.Cont
 			} else {
 				found := make([]app.Entry, 0, len(list))
 				for _, m := range list {
-					found = append(found, app.NewEntry(m.ID, m.ID, oaProvider, m.ContextLength, oa))
+					found = append(found, newEntry(m.ID, m.ID, oaProvider, m.ContextLength, oa))
 				}
 				cat.ReplaceProvider(oaProvider, found)
 				log.Info("models discovered", "count", len(found))

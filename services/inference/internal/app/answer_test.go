@@ -52,6 +52,8 @@ func (s *sink) Waiting(_ context.Context, reason string, at time.Time) {
 	s.events = append(s.events, "waiting:"+reason)
 }
 
+func (s *sink) Attempt(context.Context, int, time.Time) {}
+
 func newAnswerer(t *testing.T, f *fakehf.Server, maxWait time.Duration) *app.Answerer {
 	t.Helper()
 	c := provider.New(provider.Options{Name: "HuggingFace", BaseURL: f.BaseURL(), Token: f.Token(), TokenVar: "HF_API_TOKEN",

@@ -73,4 +73,26 @@ type Sink interface {
 	Reset(ctx context.Context)
 	// Waiting says the answer waits for a retry until retryAt.
 	Waiting(ctx context.Context, reason string, retryAt time.Time)
+	// Attempt says provider call n of the answer (counted across deliveries) starts;
+	// retrySince is when its retry budget started (zero before the first wait). The
+	// transport records both so that a redelivery can resume the count.
+	Attempt(ctx context.Context, n int, retrySince time.Time)
 }
+
+// Observer receives measurements of provider calls (metrics). Its methods must be
+// cheap and safe for concurrent use.
+type Observer interface {
+	// FirstToken reports the time from the start of a provider call to its first text.
+	FirstToken(model string, d time.Duration)
+	// Generated reports a finished call: tokens generated (the provider's count, else
+	// the number of text chunks) and the time from the first token to the end.
+	Generated(model string, tokens int, d time.Duration)
+	// ProviderError reports a failed provider call by its code (events.Code*).
+	ProviderError(model, code string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) FirstToken(string, time.Duration)     {}
+func (nopObserver) Generated(string, int, time.Duration) {}
+func (nopObserver) ProviderError(string, string)         {}

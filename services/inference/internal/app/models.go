@@ -1,6 +1,8 @@
 package app
 
 import (
+	"path"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -34,13 +36,57 @@ func KnownContextLength(id string) (int, bool) {
 	return n, ok
 }
 
-// strictTemplate lists models whose chat template refuses a system role and
-// non-alternating roles (Mistral v0.1/v0.2 and Mixtral v0.1).
+// strictPatterns match models whose chat template refuses a system role and
+// non-alternating roles (Mistral 7B Instruct v0.1/v0.2 and Mixtral 8x7B Instruct v0.1,
+// under their HuggingFace or Ollama-style names).
+var strictPatterns = []*regexp.Regexp{
+	regexp.MustCompile(`(?i)mistral[-:/_ ]?7b[-:_]instruct[-_]v0\.[12]\b`),
+	regexp.MustCompile(`(?i)mixtral[-:/_ ]?8x7b[-:_]instruct[-_]v0\.1\b`),
+}
+
 func strictTemplate(id string) bool {
-	base, _, _ := strings.Cut(id, ":")
-	switch base {
-	case "mistralai/Mistral-7B-Instruct-v0.1", "mistralai/Mistral-7B-Instruct-v0.2", "mistralai/Mixtral-8x7B-Instruct-v0.1":
+	for _, re := range strictPatterns {
+		if re.MatchString(id) {
+			return true
+		}
+	}
+	return false
+}
+
+// StrictRoles decides which models get the strict-roles prompt (system prompt folded
+// into the first user turn, roles alternating): the built-in patterns, plus extra model
+// ids or path.Match patterns (INFERENCE_STRICT_ROLES_MODELS).
+type StrictRoles struct {
+	extra []string
+}
+
+// NewStrictRoles returns a matcher with extra ids or patterns ("org/*-v0.1").
+func NewStrictRoles(extra []string) StrictRoles {
+	var out []string
+	for _, e := range extra {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return StrictRoles{extra: out}
+}
+
+// Match reports whether model id needs the strict-roles prompt.
+func (s StrictRoles) Match(id string) bool {
+	if strictTemplate(id) {
 		return true
+	}
+	base, _, _ := strings.Cut(id, ":")
+	for _, p := range s.extra {
+		if p == id || p == base {
+			return true
+		}
+		if ok, _ := path.Match(p, id); ok {
+			return true
+		}
+		if ok, _ := path.Match(p, base); ok {
+			return true
+		}
 	}
 	return false
 }

@@ -3,12 +3,14 @@ package transport
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/parley-chat/parley/libs/events"
@@ -17,11 +19,13 @@ import (
 // genPublisher publishes one answer's generation events in order. The first lookup of
 // the subject's last event fixes the sequence; within the attempt the publisher counts
 // on its own and publishes deltas asynchronously (one connection keeps them in order).
-// Deltas arriving closer together than the coalesce window are merged. Terminal events
-// go through events.PublishGenerationEvent (compare-and-set on the subject) once every
-// earlier publish is acknowledged. It implements app.Sink.
+// Deltas arriving closer together than the coalesce window are merged. Terminal and
+// hand-back events go through publishCAS (compare-and-set on the subject) once every
+// earlier publish is acknowledged. Every event carries the answer's jobState header.
+// It implements app.Sink.
 type genPublisher struct {
 	js        jetstream.JetStream
+	stream    jetstream.Stream
 	messageID string
 	subject   string
 	coalesce  time.Duration
@@ -33,30 +37,76 @@ type genPublisher struct {
 	lastFlush time.Time
 	timer     *time.Timer
 	pending   []jetstream.PubAckFuture
+	state     jobState
 }
 
-func newPublisher(js jetstream.JetStream, messageID string, coalesce time.Duration, log *slog.Logger) *genPublisher {
-	return &genPublisher{js: js, messageID: messageID, subject: events.SubjectGeneration(messageID), coalesce: coalesce, log: log}
-}
-
-// begin starts an attempt: when the subject already holds events (an earlier attempt,
-// perhaps by another worker), it publishes `reset` so clients drop that text.
-func (p *genPublisher) begin(ctx context.Context) error {
-	_, _, ok, err := events.LastGenerationEvent(ctx, p.js, p.messageID)
-	if err != nil {
-		return fmt.Errorf("read generation subject: %w", err)
+func newPublisher(js jetstream.JetStream, stream jetstream.Stream, messageID string, coalesce time.Duration,
+	log *slog.Logger, last lastEvent) *genPublisher {
+	p := &genPublisher{js: js, stream: stream, messageID: messageID, subject: events.SubjectGeneration(messageID),
+		coalesce: coalesce, log: log, seq: last.ev.Seq}
+	if last.state != nil {
+		p.state = *last.state
+		p.state.Parked = false
 	}
-	if !ok {
+	return p
+}
+
+// begin starts an attempt: it reads the subject's newest event (which fixes the
+// sequence) and, when an earlier attempt (perhaps by another worker) streamed text,
+// publishes `reset` so clients drop that text. Events published by someone else (no
+// state header) count as text, to be safe. It returns errAlreadyTerminal when the
+// answer was finished meanwhile.
+func (p *genPublisher) begin(ctx context.Context) error {
+	last, err := readLast(ctx, p.stream, p.messageID)
+	if err != nil {
+		return err
+	}
+	if last.terminal() {
+		return errAlreadyTerminal
+	}
+	p.mu.Lock()
+	p.seq = last.ev.Seq
+	if last.state != nil {
+		p.state = *last.state
+		p.state.Parked = false
+	}
+	st := p.state
+	p.mu.Unlock()
+	if !last.ok || (last.state != nil && !last.state.Dirty) {
 		return nil
 	}
-	ev, err := events.PublishGenerationEvent(ctx, p.js, p.messageID, events.GenerationEvent{Type: events.GenReset})
+	st.Dirty = false
+	ev, err := publishCAS(ctx, p.js, p.stream, p.messageID, events.GenerationEvent{Type: events.GenReset}, st)
 	if err != nil {
 		return fmt.Errorf("publish reset: %w", err)
 	}
 	p.mu.Lock()
 	p.seq = ev.Seq
+	p.state.Dirty = false
 	p.mu.Unlock()
 	return nil
+}
+
+// Attempt implements app.Sink.
+func (p *genPublisher) Attempt(_ context.Context, n int, retrySince time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.state.Attempts = n
+	p.state.RetrySince = retrySince
+}
+
+// handBack publishes the waiting event of an answer handed back to JetStream (counted
+// as a free delivery, marked parked) after everything before it is stored.
+func (p *genPublisher) handBack(ctx context.Context, reason string, retryAt time.Time) error {
+	p.drain(ctx)
+	p.mu.Lock()
+	st := p.state
+	p.mu.Unlock()
+	st.Free++
+	st.Parked = true
+	at := retryAt.UTC()
+	_, err := publishCAS(ctx, p.js, p.stream, p.messageID, events.GenerationEvent{Type: events.GenWaiting, Reason: reason, RetryAt: &at}, st)
+	return err
 }
 
 // Delta implements app.Sink.
@@ -85,6 +135,7 @@ func (p *genPublisher) Reset(_ context.Context) {
 	defer p.mu.Unlock()
 	p.stopTimerLocked()
 	p.buf.Reset()
+	p.state.Dirty = false
 	p.publishLocked(events.GenerationEvent{Type: events.GenReset})
 }
 
@@ -109,6 +160,7 @@ func (p *genPublisher) flushLocked() {
 	if p.buf.Len() == 0 {
 		return
 	}
+	p.state.Dirty = true
 	p.publishLocked(events.GenerationEvent{Type: events.GenDelta, Text: p.buf.String()})
 	p.buf.Reset()
 	p.lastFlush = time.Now()
@@ -122,7 +174,8 @@ func (p *genPublisher) publishLocked(ev events.GenerationEvent) {
 		p.log.Error("encode generation event", "err", err)
 		return
 	}
-	f, err := p.js.PublishAsync(p.subject, body, jetstream.WithExpectStream(events.StreamGenerations))
+	msg := &nats.Msg{Subject: p.subject, Data: body, Header: p.state.header()}
+	f, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(events.StreamGenerations))
 	if err != nil {
 		p.log.Warn("publish generation event", "type", ev.Type, "seq", ev.Seq, "err", err)
 		return
@@ -154,11 +207,15 @@ func (p *genPublisher) drain(ctx context.Context) {
 	}
 }
 
-// finish publishes the terminal event after everything before it is stored.
+// finish publishes the terminal event after everything before it is stored, unless
+// the subject already ends with one (chat or a cancel handler finished it first).
 func (p *genPublisher) finish(ctx context.Context, ev events.GenerationEvent) error {
 	p.drain(ctx)
-	if _, err := events.PublishGenerationEvent(ctx, p.js, p.messageID, ev); err != nil {
-		return fmt.Errorf("publish %s event: %w", ev.Type, err)
+	p.mu.Lock()
+	st := p.state
+	p.mu.Unlock()
+	if _, err := publishCAS(ctx, p.js, p.stream, p.messageID, ev, st); err != nil && !errors.Is(err, errAlreadyTerminal) {
+		return err
 	}
 	return nil
 }

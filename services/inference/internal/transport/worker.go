@@ -7,7 +7,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,13 +38,29 @@ type Worker struct {
 	Heartbeat time.Duration
 	// RPCTimeout bounds each request to chat.
 	RPCTimeout time.Duration
+	// AckWait is the consumer's ack wait: a worker silent for this long (dead) loses
+	// the event to another worker.
+	AckWait time.Duration
+	// MaxDeliver is how many counted deliveries an event gets; the last one stores the
+	// answer failed rather than leave it for a redelivery. Deliveries handed back on
+	// purpose (see jobState) are not counted.
+	MaxDeliver int
+	// Limits caps answers per model (nil: no cap); ModelBusyDelay is how long a job for
+	// a model at its cap waits in JetStream before it is tried again.
+	Limits         *ModelLimits
+	ModelBusyDelay time.Duration
+	// Metrics is required.
+	Metrics *Metrics
+	// Ready is called once the consumer is set up.
+	Ready func()
+
+	stream jetstream.Stream
 }
 
-// Consumer settings (fixed by the cross-service design).
-const (
-	ackWait    = 30 * time.Second
-	maxDeliver = 5
-)
+// freeDeliveries is how many deliveries beyond MaxDeliver the JetStream consumer
+// allows, for the hand-backs that are not counted. The chat service's reaper
+// (CHAT_GENERATION_TIMEOUT) bounds an answer's life anyway.
+const freeDeliveries = 1000
 
 var errUserCancel = errors.New("cancelled by the user")
 
@@ -58,8 +77,18 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.RPCTimeout <= 0 {
 		w.RPCTimeout = 10 * time.Second
 	}
+	if w.AckWait <= 0 {
+		w.AckWait = 30 * time.Second
+	}
+	if w.MaxDeliver <= 0 {
+		w.MaxDeliver = 5
+	}
+	if w.ModelBusyDelay <= 0 {
+		w.ModelBusyDelay = time.Second
+	}
 	if err := w.retrySetup(ctx, "create stream "+events.StreamGenerations, func(ctx context.Context) error {
-		_, err := w.JS.CreateOrUpdateStream(ctx, events.GenerationsStream())
+		var err error
+		w.stream, err = w.JS.CreateOrUpdateStream(ctx, events.GenerationsStream())
 		return err
 	}); err != nil {
 		return nil // ctx done
@@ -68,7 +97,21 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return nil // ctx done
 	}
-	w.Log.Info("inference worker consuming", "consumer", events.ConsumerInference, "concurrency", w.Concurrency)
+	w.Log.Info("inference worker consuming", "consumer", events.ConsumerInference, "concurrency", w.Concurrency,
+		"max_deliver", w.MaxDeliver, "ack_wait", w.AckWait.String())
+	if w.Ready != nil {
+		w.Ready()
+	}
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	bg.Go(func() { w.pollQueue(ctx, cons) })
+	cancelSub, err := w.NC.QueueSubscribe(events.SubjectCancel("*"), events.ConsumerInference, func(m *nats.Msg) {
+		bg.Go(func() { w.cancelParked(ctx, strings.TrimPrefix(m.Subject, events.SubjectCancel(""))) })
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to cancels: %w", err)
+	}
+	defer func() { _ = cancelSub.Unsubscribe() }()
 
 	// Answers run on their own context: cancelling it (shutdown) stops them all.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -110,6 +153,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			w.Metrics.begin()
+			defer w.Metrics.end()
 			w.handle(workCtx, msg)
 		}()
 	}
@@ -127,8 +172,8 @@ func (w *Worker) consumer(ctx context.Context) (jetstream.Consumer, error) {
 			Durable:       events.ConsumerInference,
 			FilterSubject: events.SubjectMessageCreated,
 			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       ackWait,
-			MaxDeliver:    maxDeliver,
+			AckWait:       w.AckWait,
+			MaxDeliver:    w.MaxDeliver + freeDeliveries,
 			MaxAckPending: maxAck,
 			DeliverPolicy: jetstream.DeliverAllPolicy,
 		})
@@ -182,13 +227,34 @@ func nakDelay(delivered uint64) time.Duration {
 	return 30 * time.Second
 }
 
+// pollQueue keeps the queue-depth gauges current.
+func (w *Worker) pollQueue(ctx context.Context, cons jetstream.Consumer) {
+	for {
+		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		info, err := cons.Info(ictx)
+		cancel()
+		if err == nil {
+			w.Metrics.queueDepth.Set(float64(info.NumPending))
+			w.Metrics.ackPending.Set(float64(info.NumAckPending))
+		}
+		sleep(ctx, 5*time.Second)
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
 // job is one event being handled.
 type job struct {
 	w         *Worker
 	msg       jetstream.Msg
 	log       *slog.Logger
 	messageID string
+	model     string
 	delivered uint64
+	// counted is delivered minus the deliveries handed back on purpose.
+	counted int
+	last    lastEvent
 }
 
 func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
@@ -208,7 +274,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
-	j.messageID = mc.AssistantMessageID
+	j.messageID, j.model = mc.AssistantMessageID, mc.Model
 	j.log = w.Log.With("event_id", ev.ID, "request_id", ev.ID, "message_id", mc.AssistantMessageID,
 		"chat_id", mc.ChatID, "delivery", j.delivered)
 	ctx = events.WithRequestID(ctx, ev.ID)
@@ -218,6 +284,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 func (j *job) rpcCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, j.w.RPCTimeout)
 }
+
+// lastDelivery says this is the event's last counted delivery.
+func (j *job) lastDelivery() bool { return j.counted >= j.w.MaxDeliver }
 
 func (j *job) run(ctx context.Context) {
 	w := j.w
@@ -229,17 +298,53 @@ func (j *job) run(ctx context.Context) {
 		cancelGen(errUserCancel)
 	})
 	if err != nil {
+		j.counted = int(j.delivered)
 		j.retryLater(ctx, "subscribe to cancel", err)
 		return
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 
+	// What earlier deliveries left on the generation subject says how many of them
+	// count, and how far the retry budget went.
+	rctx, cancel := j.rpcCtx(ctx)
+	j.last, err = readLast(rctx, w.stream, j.messageID)
+	cancel()
+	j.counted = int(j.delivered)
+	if err != nil {
+		j.retryLater(ctx, "read generation subject", err)
+		return
+	}
+	if j.last.terminal() {
+		j.log.Info("answer already finished, skipping")
+		j.ack(ctx)
+		return
+	}
+	if j.last.state != nil {
+		j.counted = max(int(j.delivered)-j.last.state.Free, 1)
+	}
+	j.log = j.log.With("counted_delivery", j.counted)
+
+	// A model at its limit: wait in JetStream, not in a slot.
+	model := j.model
+	if e, _, found := w.Answerer.Catalog.Resolve(model); found {
+		model = e.Model.ID
+	}
+	release, ok := w.Limits.TryAcquire(model)
+	if !ok {
+		d := jitter(w.ModelBusyDelay)
+		j.log.Debug("model at its concurrency limit, handing the event back", "model", model, "wait", d.String())
+		pub := newPublisher(w.JS, w.stream, j.messageID, w.Coalesce, j.log, j.last)
+		j.handBack(ctx, pub, events.WaitQueued, d)
+		return
+	}
+	defer release()
+
 	stopBeat := j.heartbeat()
 	defer stopBeat()
 
-	rctx, cancel := j.rpcCtx(ctx)
+	rctx, cancel = j.rpcCtx(ctx)
 	_, err = events.Request[events.StartMessageRequest, events.MessageReply](rctx, w.NC, events.SubjectMessageStart,
-		events.StartMessageRequest{MessageID: j.messageID, Attempt: int(j.delivered)})
+		events.StartMessageRequest{MessageID: j.messageID, Attempt: j.counted})
 	cancel()
 	if err != nil {
 		j.chatFailed(ctx, "start message", err)
@@ -254,16 +359,23 @@ func (j *job) run(ctx context.Context) {
 		return
 	}
 
-	pub := newPublisher(w.JS, j.messageID, w.Coalesce, j.log)
+	pub := newPublisher(w.JS, w.stream, j.messageID, w.Coalesce, j.log, j.last)
 	bctx, cancel := j.rpcCtx(ctx)
 	err = pub.begin(bctx)
 	cancel()
+	if errors.Is(err, errAlreadyTerminal) {
+		j.log.Info("answer finished meanwhile, skipping")
+		j.ack(ctx)
+		return
+	}
 	if err != nil {
 		j.retryLater(ctx, "begin generation", err)
 		return
 	}
 
-	out := w.Answerer.Answer(genCtx, app.Job{MessageID: j.messageID, Conversation: conv}, pub)
+	st := pub.state
+	out := w.Answerer.Answer(genCtx, app.Job{MessageID: j.messageID, Conversation: conv,
+		Attempts: st.Attempts, RetrySince: st.RetrySince}, pub)
 	if out.Status == events.StatusCancelled && !userCancelled.Load() {
 		// Shutting down: let another worker write this answer from the start.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -273,13 +385,19 @@ func (j *job) run(ctx context.Context) {
 		_ = j.msg.Nak()
 		return
 	}
+	if out.Park != nil {
+		pub.Attempt(ctx, out.Attempts, out.RetrySince)
+		j.handBack(ctx, pub, out.Park.Reason, time.Until(out.Park.RetryAt))
+		return
+	}
 
 	// From here on, finish even if a shutdown starts: the answer is written.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*j.w.RPCTimeout)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 4*j.w.RPCTimeout)
 	defer cancel()
-	stored, err := j.complete(fctx, events.CompleteMessageRequest{
+	req := events.CompleteMessageRequest{
 		MessageID: j.messageID, Status: out.Status, Content: out.Content, Model: out.Model, Error: out.Err, Usage: out.Usage,
-	})
+	}
+	stored, err := j.completeRetrying(fctx, req)
 	if err != nil {
 		var e *events.Error
 		if errors.As(err, &e) && e.Code == events.CodeNotFound {
@@ -289,14 +407,19 @@ func (j *job) run(ctx context.Context) {
 			return
 		}
 		// Chat must store the answer; leave the event for a redelivery.
-		j.log.Warn("complete message failed, will retry", "err", err)
 		pub.drain(fctx)
-		_ = j.msg.NakWithDelay(nakDelay(j.delivered))
+		if j.lastDelivery() {
+			j.log.Error("storing the answer failed on the last delivery; leaving it to a redelivery anyway", "err", err)
+		} else {
+			j.log.Warn("storing the answer failed, will retry", "err", err)
+		}
+		_ = j.msg.NakWithDelay(nakDelay(uint64(j.counted)))
 		return
 	}
 	if err := pub.finish(fctx, terminalEvent(stored)); err != nil {
 		j.log.Warn("publish terminal event", "err", err)
 	}
+	w.Metrics.answers.WithLabelValues(stored.Status).Inc()
 	j.log.Info("answer finished", "status", stored.Status, "model", out.Model, "attempts", out.Attempts,
 		"chars", len(out.Content))
 	if out.Status == events.StatusFailed {
@@ -307,6 +430,35 @@ func (j *job) run(ctx context.Context) {
 	j.ack(fctx)
 }
 
+// handBack publishes a `waiting` event marked parked (a free delivery) and hands the
+// event back to JetStream for d, freeing the slot. Nothing terminal is stored; the
+// redelivery resumes the answer (with `reset` if text had streamed).
+func (j *job) handBack(ctx context.Context, pub *genPublisher, reason string, d time.Duration) {
+	d = max(d, 100*time.Millisecond)
+	pctx, cancel := j.rpcCtx(context.WithoutCancel(ctx))
+	defer cancel()
+	if err := pub.handBack(pctx, reason, time.Now().Add(d)); err != nil {
+		if errors.Is(err, errAlreadyTerminal) {
+			j.log.Info("answer finished meanwhile, skipping")
+			j.ack(pctx)
+			return
+		}
+		// Without the record the delivery counts; it is still better than holding a slot.
+		j.log.Warn("publish waiting event", "err", err)
+	}
+	j.w.Metrics.handBacks.WithLabelValues(reason).Inc()
+	if reason != events.WaitQueued {
+		j.log.Info("answer waits in the queue", "reason", reason, "wait", d.Round(time.Millisecond).String())
+	}
+	if err := j.msg.NakWithDelay(d); err != nil {
+		j.log.Warn("nak event", "err", err)
+	}
+}
+
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.75 + 0.5*rand.Float64()))
+}
+
 func (j *job) ack(ctx context.Context) {
 	if err := j.msg.DoubleAck(ctx); err != nil {
 		j.log.Warn("ack event", "err", err)
@@ -314,13 +466,34 @@ func (j *job) ack(ctx context.Context) {
 }
 
 func (j *job) complete(ctx context.Context, req events.CompleteMessageRequest) (events.Message, error) {
-	rctx, cancel := j.rpcCtx(ctx)
+	return complete(ctx, j.w.NC, j.w.RPCTimeout, req)
+}
+
+func complete(ctx context.Context, nc *nats.Conn, timeout time.Duration, req events.CompleteMessageRequest) (events.Message, error) {
+	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	rep, err := events.Request[events.CompleteMessageRequest, events.MessageReply](rctx, j.w.NC, events.SubjectMessageComplete, req)
+	rep, err := events.Request[events.CompleteMessageRequest, events.MessageReply](rctx, nc, events.SubjectMessageComplete, req)
 	if err != nil {
 		return events.Message{}, err
 	}
 	return rep.Message, nil
+}
+
+// completeRetrying stores the answer, retrying a few times over a few seconds when
+// chat is unavailable (a restart) before giving up on this delivery.
+func (j *job) completeRetrying(ctx context.Context, req events.CompleteMessageRequest) (events.Message, error) {
+	delay := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		m, err := j.complete(ctx, req)
+		var e *events.Error
+		if err == nil || attempt == 4 || ctx.Err() != nil ||
+			(errors.As(err, &e) && e.Code != events.CodeUnavailable && e.Code != events.CodeTimeout) {
+			return m, err
+		}
+		j.log.Warn("store answer failed, retrying", "err", err, "attempt", attempt)
+		sleep(ctx, delay)
+		delay *= 2
+	}
 }
 
 func terminalEvent(m events.Message) events.GenerationEvent {
@@ -379,8 +552,8 @@ func (j *job) chatFailed(ctx context.Context, what string, err error) {
 func (j *job) repairTerminal(ctx context.Context) {
 	rctx, cancel := j.rpcCtx(ctx)
 	defer cancel()
-	last, _, ok, err := events.LastGenerationEvent(rctx, j.w.JS, j.messageID)
-	if err != nil || (ok && (last.Type == events.GenDone || last.Type == events.GenError)) {
+	last, err := readLast(rctx, j.w.stream, j.messageID)
+	if err != nil || last.terminal() {
 		return
 	}
 	// Completing a finished message changes nothing and returns it as stored.
@@ -389,33 +562,68 @@ func (j *job) repairTerminal(ctx context.Context) {
 	if err != nil || !events.Terminal(stored.Status) {
 		return
 	}
-	if _, err := events.PublishGenerationEvent(rctx, j.w.JS, j.messageID, terminalEvent(stored)); err != nil {
+	if _, err := publishCAS(rctx, j.w.JS, j.w.stream, j.messageID, terminalEvent(stored), jobState{}); err != nil &&
+		!errors.Is(err, errAlreadyTerminal) {
 		j.log.Warn("publish terminal event", "err", err)
 	}
 }
 
-// retryLater leaves the event for a later delivery; on the last delivery it stores the
-// answer as failed instead, so it never stays pending.
+// retryLater leaves the event for a later delivery; on the last counted delivery it
+// stores the answer as failed instead, so it never stays pending.
 func (j *job) retryLater(ctx context.Context, what string, err error) {
 	if ctx.Err() != nil {
 		_ = j.msg.Nak() // shutting down
 		return
 	}
-	if j.delivered < maxDeliver {
+	if !j.lastDelivery() {
 		j.log.Warn(what+" failed, will retry", "err", err)
-		_ = j.msg.NakWithDelay(nakDelay(j.delivered))
+		_ = j.msg.NakWithDelay(nakDelay(uint64(j.counted)))
 		return
 	}
-	j.log.Error(what+" failed on the last delivery, failing the answer", "err", err)
+	j.log.Error(what+" failed on the last delivery, failing the answer", "err", err, "code", events.CodeGenerationAbandoned)
 	stored, cerr := j.complete(ctx, events.CompleteMessageRequest{MessageID: j.messageID, Status: events.StatusFailed,
-		Error: events.Errorf(events.CodeGenerationAbandoned, "The answer could not be written because a service was unavailable. Please try again.")})
+		Error: events.Errorf(events.CodeGenerationAbandoned,
+			"The answer could not be written: a service it needs was unavailable %d times in a row. Please try again.", j.counted)})
 	if cerr != nil {
 		j.log.Error("could not store the failed answer", "err", cerr)
-		_ = j.msg.Nak()
+		_ = j.msg.NakWithDelay(nakDelay(uint64(j.counted)))
 		return
 	}
-	if _, perr := events.PublishGenerationEvent(ctx, j.w.JS, j.messageID, terminalEvent(stored)); perr != nil {
+	pctx, cancel := j.rpcCtx(ctx)
+	defer cancel()
+	if _, perr := publishCAS(pctx, j.w.JS, j.w.stream, j.messageID, terminalEvent(stored), jobState{}); perr != nil &&
+		!errors.Is(perr, errAlreadyTerminal) {
 		j.log.Warn("publish terminal event", "err", perr)
 	}
+	j.w.Metrics.answers.WithLabelValues(stored.Status).Inc()
 	_ = j.msg.Term()
+}
+
+// cancelParked handles a user's cancel of an answer that no worker holds because it
+// was handed back to JetStream to wait (its last generation event is a parked
+// `waiting`): it stores the answer cancelled and publishes `done`. A worker holding an
+// answer hears the cancel on its own subscription; chat handles pending ones itself.
+func (w *Worker) cancelParked(ctx context.Context, messageID string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*w.RPCTimeout)
+	defer cancel()
+	log := w.Log.With("message_id", messageID)
+	last, err := readLast(ctx, w.stream, messageID)
+	if err != nil || !last.ok || last.state == nil || !last.state.Parked {
+		return
+	}
+	stored, err := complete(ctx, w.NC, w.RPCTimeout, events.CompleteMessageRequest{MessageID: messageID, Status: events.StatusCancelled})
+	if err != nil {
+		log.Warn("cancel a waiting answer", "err", err)
+		return
+	}
+	if !events.Terminal(stored.Status) {
+		return
+	}
+	st := *last.state
+	st.Parked = false
+	if _, err := publishCAS(ctx, w.JS, w.stream, messageID, terminalEvent(stored), st); err != nil && !errors.Is(err, errAlreadyTerminal) {
+		log.Warn("publish terminal event", "err", err)
+		return
+	}
+	log.Info("waiting answer cancelled", "status", stored.Status)
 }
