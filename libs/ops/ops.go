@@ -1,7 +1,7 @@
 // Package ops is what every service exposes to operators besides its real work: a small
 // HTTP listener with /metrics (Prometheus, from the service's own registry), /healthz
-// (the process is alive) and /readyz (its dependencies answer), and the JSON logger
-// every service main uses.
+// (the process is alive) and /readyz (its dependencies answer), plus metrics for NATS
+// request-reply endpoints.
 package ops
 
 import (
@@ -105,9 +105,4 @@ type Pinger interface {
 // DBReachable is ready while the database answers a ping.
 func DBReachable(db Pinger) Check {
 	return func(ctx context.Context) error { return db.PingContext(ctx) }
-}
-
-// NewLogger returns the JSON logger every service's main uses, tagged with the service.
-func NewLogger(w io.Writer, service string, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})).With("service", service)
 }
