@@ -271,6 +271,51 @@ describe('Parley web app', { concurrency: false }, () => {
     }
   });
 
+  test('a second tab sees new messages and the new title live', async () => {
+    const { context, page, problems } = await newPage(browser);
+    try {
+      await logIn(page, user);
+      await page.getByRole('button', { name: 'Start new chat' }).waitFor();
+      const id = await startChat(page);
+      const other = await context.newPage();
+      await other.goto(`/chats/${id}`);
+      await other.getByLabel('Message', exact).waitFor();
+      await other.waitForTimeout(500); // let its live event stream connect
+      const word = uniq('live');
+      await waitStatus(await send(page, `Seen from afar ${word}`), 'complete');
+      await messages(other).locator('li[data-role="user"]').getByText(`Seen from afar ${word}`).waitFor({ timeout: 20_000 });
+      await waitStatus(lastAnswer(other), 'complete');
+      assert.match(await lastAnswer(other).innerText(), /demo model/i);
+      // The derived title reaches the other tab's header without a reload.
+      await waitUntil(async () => /Seen from afar/.test(await other.getByRole('heading', { level: 1 }).innerText()), 'the new title');
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('when the session ends mid-use, sign in returns to the same place', async () => {
+    const { context, page, problems } = await newPage(browser);
+    try {
+      await logIn(page, user);
+      await page.getByRole('button', { name: 'Start new chat' }).waitFor();
+      const id = await startChat(page);
+      await context.clearCookies();
+      await page.getByLabel('Message', exact).fill('Are you there?');
+      await page.getByLabel('Message', exact).press('Enter');
+      await page.waitForURL(/\/login\?next=/);
+      await page.getByText('Your session has ended').waitFor();
+      await page.getByLabel('Username', exact).fill(user.username);
+      await page.getByLabel('Password', exact).fill(user.password);
+      await page.getByRole('button', { name: 'Log in' }).click();
+      await page.waitForURL(new RegExp(`/chats/${id}$`));
+      await page.getByLabel('Message', exact).waitFor();
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
   test('model picker: new chats and the open chat', async () => {
     const { context, page, problems } = await newPage(browser);
     try {
