@@ -227,6 +227,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.update(func() {
 			rec.Status = rw.status
 			rec.Finished = true
+			rec.End = time.Now()
 		})
 	}()
 	path := r.URL.Path

@@ -109,8 +109,9 @@ type Request struct {
 	// Cancelled is set when the client went away (closed the connection or cancelled
 	// the request) before the fake finished its answer.
 	Cancelled bool
-	// Finished is set once the handler returned.
+	// Finished is set once the handler returned, at End.
 	Finished bool
+	End      time.Time
 }
 
 // Framing selects how SSE events are written.
