@@ -98,6 +98,13 @@ type Config struct {
 	StrictRolesModels []string `envconfig:"INFERENCE_STRICT_ROLES_MODELS"`
 	// MetricsAddr serves /metrics, /healthz and /readyz (empty: off), e.g. ":9102".
 	MetricsAddr string `envconfig:"INFERENCE_METRICS_ADDR"`
+
+	// OllamaURL is where a local Ollama is looked for when OPENAI_BASE_URL is empty;
+	// empty (also the zero value of a literal) turns the search off. Its models get
+	// OllamaContextLength, and it is probed every OllamaProbeInterval (ollama.go).
+	OllamaURL           string        `envconfig:"OLLAMA_URL" default:"http://127.0.0.1:11434"`
+	OllamaContextLength int           `envconfig:"OLLAMA_CONTEXT_LENGTH" default:"4096"`
+	OllamaProbeInterval time.Duration `envconfig:"OLLAMA_PROBE_INTERVAL" default:"30s"`
 }
 
 // Deps are the service's dependencies.
@@ -179,6 +186,8 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	metrics := transport.NewMetrics(reg)
 
 	cat, discover := buildCatalog(cfg, log)
+	ollama := newOllamaDiscovery(cfg, cat, log) // nil unless a local Ollama may serve models
+	ollama.probe(ctx)
 	for _, m := range cat.Models() {
 		log.Info("model available", "model", m.ID, "provider", m.Provider, "default", m.Default, "context_length", m.ContextLength)
 	}
@@ -213,6 +222,8 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return worker.Run(gctx) })
 	g.Go(func() error { discover(gctx); return nil })
+	g.Go(func() error { ollama.run(gctx); return nil })
+	g.Go(func() error { return transport.ServeTitles(gctx, svc, &app.TitleWriter{Catalog: cat}, log) })
 	if deps.MetricsListener != nil || cfg.MetricsAddr != "" {
 		health := func() error {
 			if !nc.IsConnected() {
