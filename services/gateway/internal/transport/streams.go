@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -19,11 +20,18 @@ import (
 // Stream settings.
 const (
 	// consumerInactive lets the server drop a stream's ephemeral consumer soon after the
-	// client has gone, should the explicit stop not reach it.
+	// client has gone, should the explicit delete not reach it.
 	consumerInactive = 30 * time.Second
 	// terminalGrace is how long a message may be stored as finished without its final
 	// event showing up before the stream sends the final state itself.
-	terminalGrace   = 10 * time.Second
+	terminalGrace = 10 * time.Second
+	// outageGrace is how long an open stream waits for a lost NATS connection to come
+	// back before it ends; the client then resumes with Last-Event-ID on any replica.
+	outageGrace = 3 * time.Second
+	// pulseEvery is how often an open stream checks the NATS connection.
+	pulseEvery = time.Second
+	// deleteTimeout bounds the delete of a stream's consumer when the stream ends.
+	deleteTimeout   = 2 * time.Second
 	chatEventPrefix = "chat.events."
 )
 
@@ -78,6 +86,8 @@ func resumeAfter(r *http.Request) (int64, error) {
 
 // streamMessage relays an answer's generation events as server-sent events, from
 // JetStream, so that any replica can serve it and resume it after any sequence number.
+// The replica keeps nothing about the stream: where to resume comes from the client
+// (Last-Event-ID or ?after=n), everything else from JetStream and chat.
 func (s *Server) streamMessage(w http.ResponseWriter, r *http.Request) error {
 	p := mustPrincipal(r)
 	id, err := messageID(r)
@@ -92,27 +102,17 @@ func (s *Server) streamMessage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if s.js == nil {
-		return events.ErrUnavailable
-	}
 	ctx, cancel := s.streamContext(r)
 	defer cancel()
-
-	cctx, ccancel := context.WithTimeout(ctx, s.opts.ChatTimeout)
-	cons, err := s.js.OrderedConsumer(cctx, events.StreamGenerations, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{events.SubjectGeneration(id)},
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		InactiveThreshold: consumerInactive,
+	f, pending, err := s.openFeed(ctx, events.StreamGenerations, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.SubjectGeneration(id)},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
-	ccancel()
 	if err != nil {
 		s.log.Warn("open generation stream", append(logAttrs(r), "message_id", id, "err", err)...)
 		return events.ErrUnavailable
 	}
-	var pending uint64
-	if info := cons.CachedInfo(); info != nil {
-		pending = info.NumPending
-	}
+	defer f.close()
 
 	sw, err := sse.Start(w, s.opts.StreamWriteTimeout)
 	if err != nil {
@@ -121,88 +121,254 @@ func (s *Server) streamMessage(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer s.metrics.StreamOpened("message")()
 
-	if pending == 0 && events.Terminal(msg.Status) {
+	finished := events.Terminal(msg.Status)
+	if pending == 0 && finished {
 		// Finished, and its events have expired (or there never were any): the stored
 		// message is the whole story.
 		_ = sendStored(sw, msg, after)
 		return nil
 	}
 
-	it, err := cons.Messages()
-	if err != nil {
-		s.log.Warn("read generation stream", append(logAttrs(r), "message_id", id, "err", err)...)
-		return nil
+	rs := &genRelay{s: s, r: r, sw: sw, userID: p.UserID, id: id, msg: msg, after: after}
+	var backlog []jetstream.Msg
+	if finished && after == 0 {
+		// A fresh look at a finished answer: its whole text and its final event, instead
+		// of every delta of every attempt.
+		var done bool
+		if backlog, done, err = rs.compact(ctx, f, pending); done || err != nil {
+			return nil
+		}
 	}
-	defer it.Stop()
-	stopIt := context.AfterFunc(ctx, it.Stop)
-	defer stopIt()
-
-	last := after
-	var finishedSince time.Time
+	for _, m := range backlog {
+		if final, err := rs.relay(ctx, m); final || err != nil {
+			return nil
+		}
+	}
+	rs.lastWrite = time.Now()
+	pulse := time.NewTicker(min(s.opts.KeepAlive, pulseEvery))
+	defer pulse.Stop()
+	var downSince time.Time
 	for {
-		nctx, ncancel := context.WithTimeout(ctx, s.opts.KeepAlive)
-		m, err := it.Next(jetstream.NextContext(nctx))
-		ncancel()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-f.errc:
+			if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				s.log.Warn("generation stream broke", append(logAttrs(r), "message_id", id, "err", err)...)
+			}
+			return nil
+		case m := <-f.msgs:
+			if final, err := rs.relay(ctx, m); final || err != nil {
 				return nil
 			}
-			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-				s.log.Warn("generation stream broke", append(logAttrs(r), "message_id", id, "err", err)...)
+		case <-pulse.C:
+			if s.outage(&downSince) {
+				s.log.Warn("nats unavailable: ending the stream for the client to resume", append(logAttrs(r), "message_id", id)...)
 				return nil
+			}
+			if time.Since(rs.lastWrite) < s.opts.KeepAlive {
+				continue
 			}
 			if err := sw.Comment("keepalive"); err != nil {
 				return nil
 			}
-			// A worker that stored the final state but died before publishing the final
-			// event must not leave the client waiting forever.
-			cur, err := s.getMessage(ctx, p.UserID, id)
-			if err != nil {
-				if ctx.Err() == nil && errors.Is(err, events.ErrNotFound) {
+			rs.lastWrite = time.Now()
+			if downSince.IsZero() {
+				if end := rs.checkStored(ctx); end {
 					return nil
 				}
+			}
+		}
+	}
+}
+
+// outage reports whether NATS has been unreachable for longer than outageGrace;
+// downSince keeps when it went.
+func (s *Server) outage(downSince *time.Time) bool {
+	if s.nc.IsConnected() {
+		*downSince = time.Time{}
+		return false
+	}
+	if downSince.IsZero() {
+		*downSince = time.Now()
+	}
+	return time.Since(*downSince) >= outageGrace
+}
+
+// genRelay is the state of one answer stream: what the client has (last) and when the
+// stored message was first seen finished without its final event.
+type genRelay struct {
+	s             *Server
+	r             *http.Request
+	sw            *sse.Writer
+	userID, id    string
+	msg           events.Message
+	after, last   int64
+	lastWrite     time.Time
+	finishedSince time.Time
+}
+
+// relay sends one JetStream message (unless the client has it already) and reports
+// whether it was the final event.
+func (g *genRelay) relay(ctx context.Context, m jetstream.Msg) (final bool, err error) {
+	var ev events.GenerationEvent
+	if err := json.Unmarshal(m.Data(), &ev); err != nil {
+		g.s.log.Warn("undecodable generation event", append(logAttrs(g.r), "message_id", g.id, "err", err)...)
+		return false, nil
+	}
+	final = isFinal(ev)
+	if ev.Seq <= g.after || ev.Seq <= g.last {
+		return final, nil
+	}
+	if final && ev.Message == nil {
+		if cur, err := g.s.getMessage(ctx, g.userID, g.id); err == nil {
+			ev.Message = &cur
+		} else {
+			ev.Message = &g.msg
+		}
+	}
+	if err := writeGeneration(g.sw, ev); err != nil {
+		return final, err
+	}
+	g.last, g.lastWrite = ev.Seq, time.Now()
+	return final, nil
+}
+
+// compact reads the events already stored for a finished answer. When they end with
+// the final event (seq n) it sends the stored text as one delta with id n-1 and then the
+// final event with id n (so a client resuming after n-1 gets exactly the final event),
+// and reports done. Otherwise it returns the events read, to be relayed as they are.
+func (g *genRelay) compact(ctx context.Context, f *feed, pending uint64) (backlog []jetstream.Msg, done bool, err error) {
+	timeout := time.NewTimer(g.s.opts.ChatTimeout)
+	defer timeout.Stop()
+	for uint64(len(backlog)) < pending {
+		select {
+		case <-ctx.Done():
+			return nil, true, ctx.Err()
+		case <-timeout.C:
+			return backlog, false, nil
+		case err := <-f.errc:
+			f.errc <- err // the main loop sees it too
+			return backlog, false, nil
+		case m := <-f.msgs:
+			backlog = append(backlog, m)
+			var ev events.GenerationEvent
+			if json.Unmarshal(m.Data(), &ev) != nil || !isFinal(ev) {
 				continue
 			}
-			if !events.Terminal(cur.Status) {
-				finishedSince = time.Time{}
-				continue
+			stored := g.msg
+			if ev.Message != nil {
+				stored = *ev.Message
 			}
-			if finishedSince.IsZero() {
-				finishedSince = time.Now()
-				continue
+			if ev.Seq < 2 && stored.Content != "" {
+				return backlog, false, nil
 			}
-			if time.Since(finishedSince) >= terminalGrace {
-				_ = sendTerminal(sw, last+1, cur)
-				return nil
+			if stored.Content != "" {
+				if err := g.sw.Event(ev.Seq-1, events.GenDelta, deltaData{Seq: ev.Seq - 1, Text: stored.Content}); err != nil {
+					return nil, true, err
+				}
 			}
-			continue
+			return nil, true, sendTerminal(g.sw, ev.Seq, stored)
 		}
-		var ev events.GenerationEvent
-		if err := json.Unmarshal(m.Data(), &ev); err != nil {
-			s.log.Warn("undecodable generation event", append(logAttrs(r), "message_id", id, "err", err)...)
-			continue
+	}
+	return backlog, false, nil
+}
+
+// checkStored ends a stream whose message chat has stored as finished while its final
+// event never came (a worker that died between storing and publishing): after
+// terminalGrace it sends the stored final state itself.
+func (g *genRelay) checkStored(ctx context.Context) (end bool) {
+	cur, err := g.s.getMessage(ctx, g.userID, g.id)
+	if err != nil {
+		return ctx.Err() == nil && errors.Is(err, events.ErrNotFound)
+	}
+	if !events.Terminal(cur.Status) {
+		g.finishedSince = time.Time{}
+		return false
+	}
+	if g.finishedSince.IsZero() {
+		g.finishedSince = time.Now()
+		return false
+	}
+	if time.Since(g.finishedSince) < terminalGrace {
+		return false
+	}
+	_ = sendTerminal(g.sw, max(g.last, g.after)+1, cur)
+	return true
+}
+
+func isFinal(ev events.GenerationEvent) bool {
+	return ev.Type == events.GenDone || ev.Type == events.GenError
+}
+
+// feed reads an ordered consumer on its own goroutine, so that a stream handler can
+// wait at once for the next message, its keepalive tick, NATS trouble and the client
+// leaving. close stops it and deletes its consumer on the server.
+type feed struct {
+	s      *Server
+	stream string
+	cons   jetstream.Consumer
+	it     jetstream.MessagesContext
+	msgs   chan jetstream.Msg
+	errc   chan error
+	done   chan struct{}
+}
+
+// openFeed creates an ordered consumer on stream and starts reading it; pending is the
+// number of messages it had to deliver when it was created.
+func (s *Server) openFeed(ctx context.Context, stream string, cfg jetstream.OrderedConsumerConfig) (*feed, uint64, error) {
+	if s.js == nil || s.nc == nil || !s.nc.IsConnected() {
+		return nil, 0, events.ErrUnavailable
+	}
+	cfg.InactiveThreshold = consumerInactive
+	cctx, cancel := context.WithTimeout(ctx, s.opts.ChatTimeout)
+	defer cancel()
+	cons, err := s.js.OrderedConsumer(cctx, stream, cfg)
+	if err != nil {
+		return nil, 0, fmt.Errorf("create ordered consumer on %s: %w", stream, err)
+	}
+	var pending uint64
+	if info := cons.CachedInfo(); info != nil {
+		pending = info.NumPending
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return nil, 0, fmt.Errorf("read ordered consumer on %s: %w", stream, err)
+	}
+	f := &feed{s: s, stream: stream, cons: cons, it: it,
+		msgs: make(chan jetstream.Msg), errc: make(chan error, 2), done: make(chan struct{})}
+	go f.read()
+	return f, pending, nil
+}
+
+func (f *feed) read() {
+	for {
+		m, err := f.it.Next()
+		if err != nil {
+			f.errc <- err
+			return
 		}
-		final := ev.Type == events.GenDone || ev.Type == events.GenError
-		if ev.Seq <= after {
-			if final {
-				return nil
-			}
-			continue
+		select {
+		case f.msgs <- m:
+		case <-f.done:
+			return
 		}
-		if final && ev.Message == nil {
-			if cur, err := s.getMessage(ctx, p.UserID, id); err == nil {
-				ev.Message = &cur
-			} else {
-				ev.Message = &msg
-			}
-		}
-		if err := writeGeneration(sw, ev); err != nil {
-			return nil
-		}
-		last = ev.Seq
-		if final {
-			return nil
-		}
+	}
+}
+
+// close stops reading and deletes the consumer, so that a client going away leaves
+// nothing behind on the server (its inactivity threshold is only the fallback).
+func (f *feed) close() {
+	close(f.done)
+	f.it.Stop()
+	info := f.cons.CachedInfo()
+	if info == nil || !f.s.nc.IsConnected() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
+	defer cancel()
+	if err := f.s.js.DeleteConsumer(ctx, f.stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		f.s.log.Debug("delete stream consumer", "stream", f.stream, "consumer", info.Name, "err", err)
 	}
 }
 
@@ -265,77 +431,76 @@ func sendStored(sw *sse.Writer, m events.Message, after int64) error {
 }
 
 // chatEvents relays the live events of one chat (new messages, finished answers, chat
-// changes) to a second tab or device.
+// changes) to a second tab or device. Event ids are CHAT_EVENTS stream sequences, so a
+// client reconnecting with Last-Event-ID misses nothing on any replica.
 func (s *Server) chatEvents(w http.ResponseWriter, r *http.Request) error {
 	p := mustPrincipal(r)
 	c, err := s.ownedChat(r)
 	if err != nil {
 		return err
 	}
-	if s.js == nil {
-		return events.ErrUnavailable
-	}
 	cfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{events.SubjectChatEvents},
-		DeliverPolicy:     jetstream.DeliverNewPolicy,
-		InactiveThreshold: consumerInactive,
+		FilterSubjects: []string{events.SubjectChatEvents},
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
 	}
 	if v := r.Header.Get("Last-Event-ID"); v != "" {
-		if n, err := strconv.ParseUint(v, 10, 64); err == nil && n > 0 {
+		if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil && n > 0 {
 			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, n+1
 		}
 	}
 	ctx, cancel := s.streamContext(r)
 	defer cancel()
-	cctx, ccancel := context.WithTimeout(ctx, s.opts.ChatTimeout)
-	cons, err := s.js.OrderedConsumer(cctx, events.StreamChatEvents, cfg)
-	ccancel()
+	f, _, err := s.openFeed(ctx, events.StreamChatEvents, cfg)
 	if err != nil {
 		s.log.Warn("open chat event stream", append(logAttrs(r), "chat_id", c.ID, "err", err)...)
 		return events.ErrUnavailable
 	}
+	defer f.close()
 	sw, err := sse.Start(w, s.opts.StreamWriteTimeout)
 	if err != nil {
 		s.log.Warn("start event stream", append(logAttrs(r), "err", err)...)
 		return nil
 	}
 	defer s.metrics.StreamOpened("chat")()
-	it, err := cons.Messages()
-	if err != nil {
-		s.log.Warn("read chat event stream", append(logAttrs(r), "chat_id", c.ID, "err", err)...)
-		return nil
-	}
-	defer it.Stop()
-	stopIt := context.AfterFunc(ctx, it.Stop)
-	defer stopIt()
 
+	lastWrite := time.Now()
+	pulse := time.NewTicker(min(s.opts.KeepAlive, pulseEvery))
+	defer pulse.Stop()
+	var downSince time.Time
 	for {
-		nctx, ncancel := context.WithTimeout(ctx, s.opts.KeepAlive)
-		m, err := it.Next(jetstream.NextContext(nctx))
-		ncancel()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-f.errc:
+			if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				s.log.Warn("chat event stream broke", append(logAttrs(r), "chat_id", c.ID, "err", err)...)
+			}
+			return nil
+		case m := <-f.msgs:
+			name, data, ok := chatEvent(m.Data(), c.ID, p.UserID)
+			if !ok {
+				continue
+			}
+			var seq int64
+			if meta, err := m.Metadata(); err == nil {
+				seq = int64(meta.Sequence.Stream)
+			}
+			if err := sw.Raw(seq, name, data); err != nil {
 				return nil
 			}
-			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-				s.log.Warn("chat event stream broke", append(logAttrs(r), "chat_id", c.ID, "err", err)...)
+			lastWrite = time.Now()
+		case <-pulse.C:
+			if s.outage(&downSince) {
+				s.log.Warn("nats unavailable: ending the stream for the client to resume", append(logAttrs(r), "chat_id", c.ID)...)
 				return nil
+			}
+			if time.Since(lastWrite) < s.opts.KeepAlive {
+				continue
 			}
 			if err := sw.Comment("keepalive"); err != nil {
 				return nil
 			}
-			continue
-		}
-		name, data, ok := chatEvent(m.Data(), c.ID, p.UserID)
-		if !ok {
-			continue
-		}
-		var seq int64
-		if meta, err := m.Metadata(); err == nil {
-			seq = int64(meta.Sequence.Stream)
-		}
-		if err := sw.Raw(seq, name, data); err != nil {
-			return nil
+			lastWrite = time.Now()
 		}
 	}
 }

@@ -1,0 +1,406 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/libs/events"
+)
+
+// Client is one bearer-token API client of one gateway replica.
+type Client struct {
+	t      *testing.T
+	Base   string
+	Token  string
+	User   events.User
+	HTTP   *http.Client
+	stackT *Stack
+}
+
+// Response is one HTTP answer.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Code is the error code of an error answer ("" for others).
+func (r Response) Code() string {
+	var env events.ErrorEnvelope
+	if json.Unmarshal(r.Body, &env) != nil || env.Error == nil {
+		return ""
+	}
+	return env.Error.Code
+}
+
+// User signs up a new user called name and logs in as a bearer client of gateway 0.
+func (s *Stack) User(name string) *Client {
+	s.T.Helper()
+	c := &Client{t: s.T, Base: s.URLs[0], HTTP: &http.Client{Timeout: 30 * time.Second}, stackT: s}
+	c.Call("POST", "/api/auth/signup", map[string]string{
+		"username": name, "email": name + "@example.com", "password": Password, "firstname": "First", "lastname": "Last",
+	}, http.StatusCreated, nil, "X-Parley-CSRF", "1")
+	var rep struct {
+		User        events.User `json:"user"`
+		AccessToken string      `json:"access_token"`
+	}
+	c.Call("POST", "/api/auth/login", map[string]string{"username": name, "password": Password}, http.StatusOK, &rep,
+		"X-Parley-CSRF", "1")
+	c.User, c.Token = rep.User, rep.AccessToken
+	return c
+}
+
+// On returns the same client talking to gateway replica i.
+func (c *Client) On(i int) *Client {
+	cp := *c
+	cp.Base = c.stackT.URLs[i]
+	return &cp
+}
+
+// WithT returns the same client reporting to t.
+func (c *Client) WithT(t *testing.T) *Client {
+	cp := *c
+	cp.t = t
+	return &cp
+}
+
+// Do sends a request; body is JSON-encoded unless it is []byte or nil. header holds
+// name, value pairs.
+func (c *Client) Do(method, path string, body any, header ...string) (Response, error) {
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			return Response{}, err
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, c.Base+path, rd)
+	if err != nil {
+		return Response{}, err
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	res, err := c.HTTP.Do(req)
+	if err != nil {
+		return Response{}, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	return Response{Status: res.StatusCode, Header: res.Header, Body: b}, err
+}
+
+// Call sends a request, fails the test unless the status is want, and decodes the
+// answer into out (when not nil).
+func (c *Client) Call(method, path string, body any, want int, out any, header ...string) Response {
+	c.t.Helper()
+	res, err := c.Do(method, path, body, header...)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	if res.Status != want {
+		c.t.Fatalf("%s %s: status %d, want %d: %s", method, path, res.Status, want, res.Body)
+	}
+	if out != nil {
+		if err := json.Unmarshal(res.Body, out); err != nil {
+			c.t.Fatalf("%s %s: decode %s: %v", method, path, res.Body, err)
+		}
+	}
+	return res
+}
+
+// CreateChat creates a chat.
+func (c *Client) CreateChat(title string) events.Chat {
+	c.t.Helper()
+	var rep events.ChatReply
+	c.Call("POST", "/api/chats", map[string]string{"title": title}, http.StatusCreated, &rep)
+	return rep.Chat
+}
+
+// Send posts a user message and returns both messages.
+func (c *Client) Send(chatID, content string) events.SendMessageReply {
+	c.t.Helper()
+	var rep events.SendMessageReply
+	c.Call("POST", "/api/chats/"+chatID+"/messages", map[string]string{"content": content}, http.StatusAccepted, &rep)
+	return rep
+}
+
+// Messages lists a chat's messages, oldest first.
+func (c *Client) Messages(chatID string) []events.Message {
+	c.t.Helper()
+	var rep events.ListMessagesReply
+	c.Call("GET", "/api/chats/"+chatID+"/messages?limit=200", nil, http.StatusOK, &rep)
+	return rep.Messages
+}
+
+// Message returns one stored message of a chat.
+func (c *Client) Message(chatID, id string) events.Message {
+	c.t.Helper()
+	for _, m := range c.Messages(chatID) {
+		if m.ID == id {
+			return m
+		}
+	}
+	c.t.Fatalf("message %s not in chat %s", id, chatID)
+	return events.Message{}
+}
+
+// Event is one server-sent event, or a comment line (Comment set).
+type Event struct {
+	ID      string
+	Event   string
+	Data    string
+	Comment string
+}
+
+// EventStream is an open text/event-stream response.
+type EventStream struct {
+	t      *testing.T
+	Status int
+	Header http.Header
+	body   io.ReadCloser
+	cancel context.CancelFunc
+	events chan Event
+	err    chan error
+}
+
+// Open opens an event stream at path; header holds name, value pairs. A non-200
+// answer is returned with its status and no events.
+func (c *Client) Open(path string, header ...string) *EventStream {
+	c.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Base+path, nil)
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	res, err := (&http.Client{}).Do(req)
+	if err != nil {
+		cancel()
+		c.t.Fatalf("open %s: %v", path, err)
+	}
+	es := &EventStream{t: c.t, Status: res.StatusCode, Header: res.Header, body: res.Body, cancel: cancel,
+		events: make(chan Event, 1024), err: make(chan error, 1)}
+	c.t.Cleanup(es.Close)
+	if res.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		es.err <- fmt.Errorf("status %d: %s", res.StatusCode, b)
+		close(es.events)
+		return es
+	}
+	go es.read()
+	return es
+}
+
+func (es *EventStream) read() {
+	defer close(es.events)
+	sc := bufio.NewScanner(es.body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	var cur Event
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if cur.Event != "" || cur.Data != "" {
+				es.events <- cur
+			}
+			cur = Event{}
+		case strings.HasPrefix(line, ":"):
+			es.events <- Event{Comment: strings.TrimSpace(strings.TrimPrefix(line, ":"))}
+		case strings.HasPrefix(line, "id: "):
+			cur.ID = strings.TrimPrefix(line, "id: ")
+		case strings.HasPrefix(line, "event: "):
+			cur.Event = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: "):
+			cur.Data += strings.TrimPrefix(line, "data: ")
+		default:
+			es.err <- fmt.Errorf("unexpected line %q", line)
+			return
+		}
+	}
+	if err := sc.Err(); err != nil {
+		es.err <- err
+		return
+	}
+	es.err <- io.EOF
+}
+
+// Next returns the next event or comment; ok is false when the stream ended or
+// nothing came within timeout (ended tells which).
+func (es *EventStream) Next(timeout time.Duration) (ev Event, ok, ended bool) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case ev, open := <-es.events:
+		return ev, open, !open
+	case <-t.C:
+		return Event{}, false, false
+	}
+}
+
+// NextEvent is Next skipping comments.
+func (es *EventStream) NextEvent(timeout time.Duration) (ev Event, ok, ended bool) {
+	deadline := time.Now().Add(timeout)
+	for {
+		ev, ok, ended = es.Next(time.Until(deadline))
+		if !ok || ev.Comment == "" {
+			return ev, ok, ended
+		}
+	}
+}
+
+// Until reads events (no comments) until stop says so, the stream ends, or timeout
+// passes; it fails the test on a timeout.
+func (es *EventStream) Until(timeout time.Duration, stop func(Event) bool) []Event {
+	es.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var out []Event
+	for {
+		ev, ok, ended := es.NextEvent(time.Until(deadline))
+		if ended {
+			return out
+		}
+		if !ok {
+			es.t.Fatalf("stream: nothing more within %v; got %v", timeout, Names(out))
+		}
+		out = append(out, ev)
+		if stop(ev) {
+			return out
+		}
+	}
+}
+
+// Rest reads events until a final event (done or error) or the end of the stream.
+func (es *EventStream) Rest(timeout time.Duration) []Event {
+	es.t.Helper()
+	return es.Until(timeout, IsFinal)
+}
+
+// Ended waits for the server to end the stream and reports whether it did within
+// timeout (events still unread are skipped).
+func (es *EventStream) Ended(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		_, ok, ended := es.Next(time.Until(deadline))
+		if ended {
+			return true
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+// Close ends the stream from the client side (the client goes away).
+func (es *EventStream) Close() {
+	es.cancel()
+	_ = es.body.Close()
+}
+
+// IsFinal reports whether ev ends an answer's stream.
+func IsFinal(ev Event) bool { return ev.Event == events.GenDone || ev.Event == events.GenError }
+
+// Stream reads a whole answer stream of messageID (Last-Event-ID header pairs allowed).
+func (c *Client) Stream(messageID string, header ...string) []Event {
+	c.t.Helper()
+	es := c.Open("/api/messages/"+messageID+"/stream", header...)
+	if es.Status != http.StatusOK {
+		c.t.Fatalf("stream %s: status %d", messageID, es.Status)
+	}
+	defer es.Close()
+	return es.Rest(30 * time.Second)
+}
+
+// Names lists the event names.
+func Names(evs []Event) []string {
+	out := make([]string, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, e.Event)
+	}
+	return out
+}
+
+// Answer is a streamed answer: the text after the last reset, the final message and
+// the error code of an `error` event.
+type Answer struct {
+	Text    string
+	Final   events.Message
+	ErrCode string
+	HasEnd  bool
+}
+
+// Collect folds events into an Answer, checking that every id equals the seq in the
+// data and that ids strictly increase.
+func Collect(t *testing.T, evs []Event) Answer {
+	t.Helper()
+	var a Answer
+	var last int64
+	for _, e := range evs {
+		var id int64
+		if _, err := fmt.Sscan(e.ID, &id); err != nil {
+			t.Errorf("event %s has id %q", e.Event, e.ID)
+		}
+		if id <= last {
+			t.Errorf("event %s id %d after %d", e.Event, id, last)
+		}
+		last = id
+		switch e.Event {
+		case events.GenDelta:
+			var d struct {
+				Seq  int64  `json:"seq"`
+				Text string `json:"text"`
+			}
+			MustJSON(t, e.Data, &d)
+			if d.Seq != id {
+				t.Errorf("delta id %d, seq %d", id, d.Seq)
+			}
+			a.Text += d.Text
+		case events.GenReset:
+			a.Text = ""
+		case events.GenDone:
+			var d struct {
+				Message events.Message `json:"message"`
+			}
+			MustJSON(t, e.Data, &d)
+			a.Final, a.HasEnd = d.Message, true
+		case events.GenError:
+			var d struct {
+				Error   events.Error   `json:"error"`
+				Message events.Message `json:"message"`
+			}
+			MustJSON(t, e.Data, &d)
+			a.Final, a.ErrCode, a.HasEnd = d.Message, d.Error.Code, true
+		}
+	}
+	return a
+}
+
+// MustJSON decodes s into v or fails the test.
+func MustJSON(t *testing.T, s string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(s), v); err != nil {
+		t.Fatalf("decode %s: %v", s, err)
+	}
+}
