@@ -36,6 +36,10 @@ type Config struct {
 	RPCTimeout time.Duration `envconfig:"CHAT_RPC_TIMEOUT" default:"5s"`
 	// ReapInterval is how often abandoned answers are looked for.
 	ReapInterval time.Duration `envconfig:"CHAT_REAP_INTERVAL" default:"30s"`
+	// TitleTimeout bounds one title request to the chat's model; TitleConcurrency is
+	// how many titles one replica asks for at a time.
+	TitleTimeout     time.Duration `envconfig:"CHAT_TITLE_TIMEOUT" default:"30s"`
+	TitleConcurrency int           `envconfig:"CHAT_TITLE_CONCURRENCY" default:"4"`
 }
 
 // Deps are the chat service's dependencies.
@@ -57,6 +61,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReapInterval <= 0 {
 		c.ReapInterval = 30 * time.Second
+	}
+	if c.TitleTimeout <= 0 {
+		c.TitleTimeout = 30 * time.Second
+	}
+	if c.TitleConcurrency <= 0 {
+		c.TitleConcurrency = 4
 	}
 	return c
 }
@@ -108,6 +118,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return relay.Run(gctx) })
 	g.Go(func() error { return reapLoop(gctx, svc, cfg.ReapInterval, log) })
+	g.Go(func() error { return titleLoop(gctx, svc, transport.NewTitles(nc), cfg, log) })
 	log.Info("chat service started", "nats", nc.ConnectedUrlRedacted(), "db", cfg.DB.String())
 
 	<-gctx.Done()
@@ -149,6 +160,34 @@ func reapLoop(ctx context.Context, svc *app.Service, every time.Duration, log *s
 			log.Warn("reaper failed", "err", err)
 		} else if n > 0 {
 			log.Info("abandoned answers failed", "count", n)
+		}
+	}
+}
+
+// titlePoll is how often the titler looks for due titles when nothing woke it.
+const titlePoll = 2 * time.Second
+
+// titleLoop generates the titles of chats after their first answer, woken right after
+// such an answer is stored; the chats table is its queue, so a title left undone by a
+// stop or a crash is taken up again.
+func titleLoop(ctx context.Context, svc *app.Service, titles app.Titler, cfg Config, log *slog.Logger) error {
+	tick := time.NewTicker(titlePoll)
+	defer tick.Stop()
+	for {
+		for ctx.Err() == nil {
+			n, err := svc.GenerateTitles(ctx, titles, cfg.TitleConcurrency, cfg.TitleConcurrency, cfg.TitleTimeout)
+			if err != nil && ctx.Err() == nil {
+				log.Warn("titler failed", "err", err)
+			}
+			if err != nil || n == 0 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case <-svc.TitleWake():
 		}
 	}
 }

@@ -114,8 +114,9 @@ func (s *Service) Complete(ctx context.Context, messageID string, in Completion)
 	default:
 		return Message{}, false, invalid("status must be complete, cancelled or failed.")
 	}
+	titleDue := false
 	err = s.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
-		changed = false
+		changed, titleDue = false, false
 		m, c, err := tx.LockMessage(ctx, messageID)
 		if err != nil {
 			return err
@@ -127,19 +128,24 @@ func (s *Service) Complete(ctx context.Context, messageID string, in Completion)
 			out = m
 			return nil
 		}
-		out, err = s.finishLocked(ctx, tx, m, c, in)
+		out, titleDue, err = s.finishLocked(ctx, tx, m, c, in)
 		changed = err == nil
 		return err
 	})
 	if err != nil {
 		return Message{}, false, err
 	}
+	if titleDue {
+		s.wakeTitler()
+	}
 	return out, changed, nil
 }
 
 // finishLocked stores the terminal state of a locked, running answer, bumps the chat's
-// activity and writes message.completed, all in the caller's transaction.
-func (s *Service) finishLocked(ctx context.Context, tx Tx, m Message, c Chat, in Completion) (Message, error) {
+// activity and writes message.completed, all in the caller's transaction. The first
+// complete answer of a chat whose title is still provisional makes a generated title
+// due (titleDue).
+func (s *Service) finishLocked(ctx context.Context, tx Tx, m Message, c Chat, in Completion) (_ Message, titleDue bool, _ error) {
 	now := s.now()
 	m.Status = in.Status
 	m.Content = strings.ToValidUTF8(in.Content, "\uFFFD")
@@ -157,18 +163,21 @@ func (s *Service) finishLocked(ctx context.Context, tx Tx, m Message, c Chat, in
 	m.Usage = in.Usage
 	m.FinishedAt = &now
 	if err := tx.UpdateMessage(ctx, m); err != nil {
-		return Message{}, fmt.Errorf("store finished answer: %w", err)
+		return Message{}, false, fmt.Errorf("store finished answer: %w", err)
 	}
 	c.UpdatedAt = later(c.UpdatedAt, now)
+	if m.Status == events.StatusComplete && c.TitleProvisional && c.TitleDueAt == nil && c.TitleAttempts == 0 {
+		c.TitleDueAt, titleDue = &now, true
+	}
 	if err := tx.UpdateChat(ctx, c); err != nil {
-		return Message{}, fmt.Errorf("update chat activity: %w", err)
+		return Message{}, false, fmt.Errorf("update chat activity: %w", err)
 	}
 	if err := addEvent(ctx, tx, events.SubjectMessageCompleted, now, events.MessageCompleted{
 		ChatID: c.ID, UserID: c.UserID, Message: m.Public(),
 	}); err != nil {
-		return Message{}, err
+		return Message{}, false, err
 	}
-	return m, nil
+	return m, titleDue, nil
 }
 
 // abandonedMessage is what a user reads on an answer the reaper failed.

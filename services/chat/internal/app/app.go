@@ -55,10 +55,14 @@ type Chat struct {
 	UserID           string
 	Title            string
 	TitleProvisional bool
-	Model            string
-	SystemPrompt     string
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// TitleDueAt, when set, says a generated title is wanted from then on (the
+	// titler's lease and retry time); TitleAttempts counts the tries so far.
+	TitleDueAt    *time.Time
+	TitleAttempts int
+	Model         string
+	SystemPrompt  string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // Message is a stored message. Seq orders the messages of a chat.
@@ -118,6 +122,7 @@ type Store interface {
 	AnswerTo(ctx context.Context, userMessageID string) (Message, error)
 	// Abandoned lists answers still pending or streaming that were created before t.
 	Abandoned(ctx context.Context, before time.Time, limit int) ([]string, error)
+	TitleStore
 }
 
 // Tx is the set of operations available inside a transaction.
@@ -144,6 +149,30 @@ type Tx interface {
 	DeleteChat(ctx context.Context, chatID string) error
 	// AddEvent writes an outbox row, published after commit by the relay.
 	AddEvent(ctx context.Context, ev events.Event) error
+}
+
+// TitleJob is a chat that wants a generated title, claimed by one titler.
+type TitleJob struct {
+	ChatID string
+	// Attempt is this try's number, from 1.
+	Attempt int
+}
+
+// TitleStore holds the titler's queries (the chats table is the queue).
+type TitleStore interface {
+	// ClaimTitleJobs leases up to limit chats whose title is due at or before now until
+	// leaseUntil, counting an attempt for each; chats leased by another titler are
+	// skipped.
+	ClaimTitleJobs(ctx context.Context, now, leaseUntil time.Time, limit int) ([]TitleJob, error)
+	// FirstExchange returns the chat's first finished answer and the user message it
+	// answers (ErrNotFound when there is none).
+	FirstExchange(ctx context.Context, chatID string) (question, answer Message, err error)
+}
+
+// Titler asks the chat's model for a title (inference.v1.title.generate). An empty
+// title means the model does not write titles.
+type Titler interface {
+	GenerateTitle(ctx context.Context, req events.TitleRequest) (string, error)
 }
 
 // Models lists the models the inference workers serve, the default first.
@@ -179,6 +208,8 @@ type Service struct {
 	notify Notifier
 	log    *slog.Logger
 	now    func() time.Time
+	// titleWake receives a value when an answer made a title due.
+	titleWake chan struct{}
 }
 
 // New returns a Service.
@@ -191,7 +222,8 @@ func New(cfg Config, store Store, models Models, notify Notifier, log *slog.Logg
 	}
 	return &Service{
 		cfg: cfg, store: store, models: models, notify: notify, log: log,
-		now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		now:       func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		titleWake: make(chan struct{}, 1),
 	}
 }
 

@@ -207,7 +207,8 @@ func (s *Service) UpdateChat(ctx context.Context, in UpdateChatInput) (Chat, err
 		}
 		before := c
 		if in.Title != nil {
-			c.Title, c.TitleProvisional = title, false
+			// A title the user chose is never replaced by a generated one.
+			c.Title, c.TitleProvisional, c.TitleDueAt = title, false, nil
 		}
 		if in.Model != nil {
 			c.Model = model

@@ -251,7 +251,7 @@ func (s *Service) Cancel(ctx context.Context, userID, messageID string) (Message
 		if m.Status != events.StatusPending {
 			return nil
 		}
-		out, err = s.finishLocked(ctx, tx, m, c, Completion{Status: events.StatusCancelled})
+		out, _, err = s.finishLocked(ctx, tx, m, c, Completion{Status: events.StatusCancelled})
 		changed = err == nil
 		return err
 	})

@@ -124,17 +124,23 @@ func mapErr(err error) error {
 	return err
 }
 
-const chatCols = "id, user_id, title, title_provisional, model, system_prompt, created_at, updated_at"
+const chatCols = "id, user_id, title, title_provisional, title_due_at, title_attempts, model, system_prompt, created_at, updated_at"
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanChat(sc scanner) (app.Chat, error) {
 	var c app.Chat
 	var prompt sql.NullString
-	if err := sc.Scan(&c.ID, &c.UserID, &c.Title, &c.TitleProvisional, &c.Model, &prompt, &c.CreatedAt, &c.UpdatedAt); err != nil {
+	var due sql.NullTime
+	if err := sc.Scan(&c.ID, &c.UserID, &c.Title, &c.TitleProvisional, &due, &c.TitleAttempts, &c.Model, &prompt,
+		&c.CreatedAt, &c.UpdatedAt); err != nil {
 		return app.Chat{}, mapErr(err)
 	}
 	c.SystemPrompt = prompt.String
+	if due.Valid {
+		t := due.Time.UTC()
+		c.TitleDueAt = &t
+	}
 	return c, nil
 }
 
@@ -232,8 +238,9 @@ func (r reader) AnswerTo(ctx context.Context, userMessageID string) (app.Message
 
 // CreateChat implements app.Store.
 func (s *Store) CreateChat(ctx context.Context, c app.Chat) error {
-	_, err := s.db.ExecContext(ctx, "INSERT INTO chats ("+chatCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-		c.ID, c.UserID, c.Title, c.TitleProvisional, c.Model, nullString(c.SystemPrompt), c.CreatedAt, c.UpdatedAt)
+	_, err := s.db.ExecContext(ctx, "INSERT INTO chats ("+chatCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		c.ID, c.UserID, c.Title, c.TitleProvisional, c.TitleDueAt, c.TitleAttempts, c.Model, nullString(c.SystemPrompt),
+		c.CreatedAt, c.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("insert chat: %w", mapErr(err))
 	}
@@ -380,8 +387,9 @@ func (t *tx) DeleteMessage(ctx context.Context, messageID string) error {
 
 // UpdateChat implements app.Tx.
 func (t *tx) UpdateChat(ctx context.Context, c app.Chat) error {
-	_, err := t.q.ExecContext(ctx, `UPDATE chats SET title = ?, title_provisional = ?, model = ?, system_prompt = ?,
-		updated_at = ? WHERE id = ?`, c.Title, c.TitleProvisional, c.Model, nullString(c.SystemPrompt), c.UpdatedAt, c.ID)
+	_, err := t.q.ExecContext(ctx, `UPDATE chats SET title = ?, title_provisional = ?, title_due_at = ?, title_attempts = ?,
+		model = ?, system_prompt = ?, updated_at = ? WHERE id = ?`, c.Title, c.TitleProvisional, c.TitleDueAt,
+		c.TitleAttempts, c.Model, nullString(c.SystemPrompt), c.UpdatedAt, c.ID)
 	if err != nil {
 		return fmt.Errorf("update chat: %w", mapErr(err))
 	}
