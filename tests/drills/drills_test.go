@@ -365,3 +365,32 @@ func TestBurst(t *testing.T) {
 		}
 	}
 }
+
+// TestNoWorkerLeft: with every inference worker gone for good, a pending answer does not
+// stay pending: chat's reaper fails it with a readable error, and its stream says so.
+func TestNoWorkerLeft(t *testing.T) {
+	s := e2e.New(t, e2e.Options{
+		Chat: func(cfg *chat.Config) {
+			cfg.GenerationTimeout = 2 * time.Second
+			cfg.ReapInterval = 300 * time.Millisecond
+		},
+	})
+	u := s.User("orphan_eli")
+	c := u.CreateChat("nobody answers")
+	s.Workers[0].Stop()
+	sent := u.Send(c.ID, "is anyone there")
+	a := e2e.Collect(t, u.Stream(sent.AssistantMessage.ID))
+	stored := u.Message(c.ID, sent.AssistantMessage.ID)
+	if stored.Status != events.StatusFailed || a.Final.Status != events.StatusFailed || a.ErrCode == "" {
+		t.Fatalf("orphaned answer: stored %s, streamed %s (%q)", stored.Status, a.Final.Status, a.ErrCode)
+	}
+	if stored.Error == nil || stored.Error.Code != a.ErrCode || len(stored.Error.Message) < 10 {
+		t.Errorf("error: stored %+v, streamed %q", stored.Error, a.ErrCode)
+	}
+	// The chat is free again once a worker is back.
+	s.Workers[0].Start()
+	next := u.Send(c.ID, "and now")
+	if a := e2e.Collect(t, u.Stream(next.AssistantMessage.ID)); a.Final.Status != events.StatusComplete {
+		t.Errorf("answer with a worker back: %+v", a.Final)
+	}
+}

@@ -351,8 +351,8 @@ type Answer struct {
 	HasEnd  bool
 }
 
-// Collect folds events into an Answer, checking that every id equals the seq in the
-// data and that ids strictly increase.
+// Collect folds events into an Answer, checking that every delta's id equals its seq
+// and that the ids run without gaps or repeats.
 func Collect(t *testing.T, evs []Event) Answer {
 	t.Helper()
 	var a Answer
@@ -362,8 +362,8 @@ func Collect(t *testing.T, evs []Event) Answer {
 		if _, err := fmt.Sscan(e.ID, &id); err != nil {
 			t.Errorf("event %s has id %q", e.Event, e.ID)
 		}
-		if id <= last {
-			t.Errorf("event %s id %d after %d", e.Event, id, last)
+		if id <= 0 || (last > 0 && id != last+1) {
+			t.Errorf("event %s has id %d after %d: ids must run without gaps or repeats", e.Event, id, last)
 		}
 		last = id
 		switch e.Event {
