@@ -205,6 +205,14 @@ func (s *Service) Logout(ctx context.Context, userID, sessionID string, everywhe
 			return fmt.Errorf("publish user revocation: %w", err)
 		}
 		s.log.InfoContext(ctx, "user logged out everywhere", "user_id", userID)
+		// Access tokens carry iat in whole seconds and those issued before now are
+		// refused: answer only once the second of now is over, so that a login made
+		// after this reply (iat >= the next second) is never mistaken for an old one.
+		wait := min(max(now.Truncate(time.Second).Add(time.Second).Sub(s.now()), 0), time.Second)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
 		return nil
 	}
 	err := s.endSession(ctx, userID, sessionID, now)

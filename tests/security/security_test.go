@@ -1,0 +1,14 @@
+package security_test
+
+import "testing"
+
+// TestSecurity runs the security drills against one running product, one after another.
+func TestSecurity(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	t.Run("product works under NATS least privilege", func(t *testing.T) { testProductUnderPermissions(t, s) })
+	t.Run("NATS permissions", func(t *testing.T) { testNATSPermissions(t, s) })
+	t.Run("MySQL least privilege", func(t *testing.T) { testMySQLLeastPrivilege(t, s) })
+	t.Run("JWT tampering", func(t *testing.T) { testJWTTampering(t, s) })
+	t.Run("session revocation", func(t *testing.T) { testSessionRevocation(t, s) })
+	t.Run("key rotation", func(t *testing.T) { testKeyRotation(t, s) })
+}
