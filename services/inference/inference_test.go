@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley-chat/parley/db"
 	"github.com/parley-chat/parley/libs/devstack/fakehf"
@@ -29,11 +30,16 @@ type env struct {
 	t    *testing.T
 	nc   *nats.Conn
 	js   jetstream.JetStream
+	ns   interface{ ClientURL() string }
 	fake *fakehf.Server
 	cfg  inference.Config
 	log  *slog.Logger
-	// stopWorker stops the first inference worker.
+	logs *syncBuffer
+	// stopWorker stops the first inference worker; workers lists every worker started.
 	stopWorker func()
+	workers    []*workerHandle
+	chatCfg    chat.Config
+	stopChat   func()
 }
 
 type logWriter struct {
@@ -51,19 +57,88 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func newLogger(t *testing.T) *slog.Logger {
+// syncBuffer collects JSON log lines for assertions.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// records returns the logged records that have every attribute of want.
+func (b *syncBuffer) records(want map[string]string) []map[string]any {
+	b.mu.Lock()
+	text := b.buf.String()
+	b.mu.Unlock()
+	var out []map[string]any
+	for line := range strings.SplitSeq(text, "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil {
+			continue
+		}
+		ok := true
+		for k, v := range want {
+			if got, _ := rec[k].(string); got != v {
+				ok = false
+			}
+		}
+		if ok {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// teeHandler sends records to two handlers.
+type teeHandler struct{ a, b slog.Handler }
+
+func (h teeHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.a.Enabled(ctx, l) || h.b.Enabled(ctx, l)
+}
+
+func (h teeHandler) Handle(ctx context.Context, r slog.Record) error {
+	if h.a.Enabled(ctx, r.Level) {
+		_ = h.a.Handle(ctx, r.Clone())
+	}
+	if h.b.Enabled(ctx, r.Level) {
+		_ = h.b.Handle(ctx, r.Clone())
+	}
+	return nil
+}
+
+func (h teeHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return teeHandler{h.a.WithAttrs(as), h.b.WithAttrs(as)}
+}
+
+func (h teeHandler) WithGroup(name string) slog.Handler {
+	return teeHandler{h.a.WithGroup(name), h.b.WithGroup(name)}
+}
+
+func newLogger(t *testing.T) (*slog.Logger, *syncBuffer) {
 	w := &logWriter{t: t}
 	t.Cleanup(func() {
 		w.mu.Lock()
 		w.done = true
 		w.mu.Unlock()
 	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	buf := &syncBuffer{}
+	return slog.New(teeHandler{
+		slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}),
+		slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelInfo}),
+	}), buf
 }
 
 // start runs fn (a service's Run) until the test ends or stop is called, and checks
 // it stopped cleanly.
 func start(t *testing.T, name string, fn func(ctx context.Context) error) (stop func()) {
+	return startRun(t, name, true, fn)
+}
+
+func startRun(t *testing.T, name string, mustBeClean bool, fn func(ctx context.Context) error) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -74,7 +149,7 @@ func start(t *testing.T, name string, fn func(ctx context.Context) error) (stop 
 			cancel()
 			select {
 			case err := <-done:
-				if err != nil {
+				if err != nil && mustBeClean {
 					t.Errorf("%s.Run returned %v", name, err)
 				}
 			case <-time.After(30 * time.Second):
@@ -86,27 +161,52 @@ func start(t *testing.T, name string, fn func(ctx context.Context) error) (stop 
 	return stop
 }
 
+// envOptions shape a test environment.
+type envOptions struct {
+	hf   bool
+	fake fakehf.Options
+	// cfg adjusts the inference configuration.
+	cfg func(*inference.Config)
+	// firstWorkerURL, when set, is the NATS URL of the first worker (a proxy).
+	firstWorkerURL func(natsURL string) string
+}
+
 func newEnv(t *testing.T, withHF bool, fakeOpts fakehf.Options) *env {
+	t.Helper()
+	return newEnvWith(t, envOptions{hf: withHF, fake: fakeOpts})
+}
+
+func newEnvWith(t *testing.T, o envOptions) *env {
 	t.Helper()
 	d := testdb.New(t)
 	ns := testnats.New(t)
-	e := &env{t: t}
+	e := &env{t: t, ns: ns}
 	cfg := inference.Config{
 		NATSURL: ns.ClientURL(), RetryMaxWait: 20 * time.Second, RetryBase: 50 * time.Millisecond,
 		ProviderTimeout: 10 * time.Second, IdleTimeout: 10 * time.Second, Concurrency: 4, DemoWordDelay: time.Millisecond,
+		ShutdownTimeout: 2 * time.Second,
 	}
-	if withHF {
-		e.fake = fakehf.New(fakeOpts)
+	if o.hf {
+		e.fake = fakehf.New(o.fake)
 		t.Cleanup(e.fake.Close)
 		cfg.HFToken, cfg.HFBaseURL = e.fake.Token(), e.fake.BaseURL()
 	}
-	log := newLogger(t)
-	e.cfg, e.log = cfg, log
+	if o.cfg != nil {
+		o.cfg(&cfg)
+	}
+	e.cfg = cfg
+	e.log, e.logs = newLogger(t)
 	// Inference first: chat asks it for the models.
-	e.stopWorker = e.startWorker()
-	chatCfg := chat.Config{NATSURL: ns.ClientURL(),
+	first := cfg
+	if o.firstWorkerURL != nil {
+		first.NATSURL = o.firstWorkerURL(ns.ClientURL())
+		e.stopWorker = e.startWorkerWith(first, false).stop
+	} else {
+		e.stopWorker = e.startWorkerWith(first, true).stop
+	}
+	e.chatCfg = chat.Config{NATSURL: ns.ClientURL(),
 		DB: db.Config{Username: d.User, Password: d.Password, Host: d.Host, Port: d.Port, Name: d.Name}}
-	start(t, "chat", func(ctx context.Context) error { return chat.Run(ctx, chatCfg, chat.Deps{Logger: log}) })
+	e.startChat()
 
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
@@ -117,27 +217,50 @@ func newEnv(t *testing.T, withHF bool, fakeOpts fakehf.Options) *env {
 	if e.js, err = jetstream.New(nc); err != nil {
 		t.Fatalf("jetstream: %v", err)
 	}
+	e.waitForChat()
+	return e
+}
+
+// startChat starts (or restarts) the chat service.
+func (e *env) startChat() {
+	e.stopChat = start(e.t, "chat", func(ctx context.Context) error { return chat.Run(ctx, e.chatCfg, chat.Deps{Logger: e.log}) })
+}
+
+func (e *env) waitForChat() {
+	e.t.Helper()
 	// Generous: chat's migrations may wait for a lock other test runs hold.
 	deadline := time.Now().Add(45 * time.Second)
 	for {
 		_, err := request[events.ChatRef, events.ChatReply](e, events.SubjectChatLatest, events.ChatRef{UserID: newID()})
 		var ee *events.Error
 		if errors.As(err, &ee) && ee.Code == events.CodeNoChats {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("chat did not come up: %v", err)
+			e.t.Fatalf("chat did not come up: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return e
+}
+
+// workerHandle is one running worker and its metrics.
+type workerHandle struct {
+	stop func()
+	reg  *prometheus.Registry
 }
 
 // startWorker starts one more inference worker.
 func (e *env) startWorker() (stop func()) {
-	return start(e.t, "inference", func(ctx context.Context) error {
-		return inference.Run(ctx, e.cfg, inference.Deps{Logger: e.log})
+	return e.startWorkerWith(e.cfg, true).stop
+}
+
+func (e *env) startWorkerWith(cfg inference.Config, mustBeClean bool) *workerHandle {
+	h := &workerHandle{reg: prometheus.NewRegistry()}
+	h.stop = startRun(e.t, "inference", mustBeClean, func(ctx context.Context) error {
+		return inference.Run(ctx, cfg, inference.Deps{Logger: e.log, Registry: h.reg})
 	})
+	e.workers = append(e.workers, h)
+	return h
 }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }

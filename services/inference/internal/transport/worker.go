@@ -392,12 +392,19 @@ func (j *job) run(ctx context.Context) {
 	}
 
 	// From here on, finish even if a shutdown starts: the answer is written.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 4*j.w.RPCTimeout)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*j.w.RPCTimeout)
 	defer cancel()
+	// ... unless NATS is gone at shutdown: nothing could be stored then.
+	stopAfter := context.AfterFunc(ctx, func() {
+		if !w.NC.IsConnected() {
+			cancel()
+		}
+	})
+	defer stopAfter()
 	req := events.CompleteMessageRequest{
 		MessageID: j.messageID, Status: out.Status, Content: out.Content, Model: out.Model, Error: out.Err, Usage: out.Usage,
 	}
-	stored, err := j.completeRetrying(fctx, req)
+	stored, err := j.completeRetrying(fctx, ctx, req)
 	if err != nil {
 		var e *events.Error
 		if errors.As(err, &e) && e.Code == events.CodeNotFound {
@@ -480,13 +487,14 @@ func complete(ctx context.Context, nc *nats.Conn, timeout time.Duration, req eve
 }
 
 // completeRetrying stores the answer, retrying a few times over a few seconds when
-// chat is unavailable (a restart) before giving up on this delivery.
-func (j *job) completeRetrying(ctx context.Context, req events.CompleteMessageRequest) (events.Message, error) {
+// chat is unavailable (a restart) before giving up on this delivery; it stops retrying
+// when runCtx is done (shutdown).
+func (j *job) completeRetrying(ctx, runCtx context.Context, req events.CompleteMessageRequest) (events.Message, error) {
 	delay := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		m, err := j.complete(ctx, req)
 		var e *events.Error
-		if err == nil || attempt == 4 || ctx.Err() != nil ||
+		if err == nil || attempt == 4 || ctx.Err() != nil || runCtx.Err() != nil ||
 			(errors.As(err, &e) && e.Code != events.CodeUnavailable && e.Code != events.CodeTimeout) {
 			return m, err
 		}
