@@ -2,14 +2,18 @@
 import { defineConfig } from 'vite';
 import react from '@vitejs/plugin-react';
 
+// `npm run dev` proxies the API to a gateway: PARLEY_API, default http://127.0.0.1:8080.
+const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
+const api = env.PARLEY_API || 'http://127.0.0.1:8080';
+
 // The gateway serves web/dist: hashed files under /assets/ (cached forever) and
 // index.html for every other non-API path (never cached).
 export default defineConfig({
   plugins: [react()],
   server: {
     proxy: {
-      '/api': { target: 'http://127.0.0.1:8080', changeOrigin: false },
-      '/healthz': 'http://127.0.0.1:8080',
+      '/api': { target: api, changeOrigin: false },
+      '/healthz': api,
     },
   },
   build: {

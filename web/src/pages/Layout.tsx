@@ -2,7 +2,7 @@ import { useEffect, useState } from 'react';
 import { Link, Navigate, Outlet, useLocation } from 'react-router';
 import { Sidebar } from '../components/Sidebar';
 import { AppProvider } from '../state/app';
-import { loginPath, useAuth } from '../state/auth';
+import { loginPath, safeNext, useAuth } from '../state/auth';
 
 export function Splash() {
   return (
@@ -83,8 +83,7 @@ export function PublicOnly({ children }: { children: React.ReactNode }) {
   const location = useLocation();
   if (status === 'loading') return <Splash />;
   if (status === 'in') {
-    const next = new URLSearchParams(location.search).get('next');
-    return <Navigate to={next && next.startsWith('/') && !next.startsWith('//') ? next : '/'} replace />;
+    return <Navigate to={safeNext(new URLSearchParams(location.search).get('next'))} replace />;
   }
   return <>{children}</>;
 }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { screen, waitFor } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { apiError, fakeServer, json } from '../test/fakeServer';
@@ -11,6 +11,9 @@ const signedInRoutes = {
   'GET /api/chats/c1/messages': () => json(200, { messages: [], next_cursor: '' }),
   'GET /api/chats/c1/events': () => new Response(new ReadableStream(), { status: 200 }),
 };
+
+// The chat view is loaded lazily; compile it once up front so no test waits for it.
+beforeAll(() => import('./ChatPage'), 30_000);
 
 describe('sign in', () => {
   it('has labelled fields, sends CSRF header with cookies, and returns to the deep link', async () => {
@@ -40,7 +43,7 @@ describe('sign in', () => {
     await userEvent.type(screen.getByLabelText('Password'), 'correct horse battery');
     await userEvent.click(screen.getByRole('button', { name: 'Log in' }));
     await waitFor(() => expect(location.current).toBe('/chats/c1'));
-    expect(await screen.findByRole('heading', { name: 'About engines' })).toBeTruthy();
+    expect(await screen.findByRole('heading', { name: 'About engines' }, { timeout: 5000 })).toBeTruthy();
 
     const login = requests.filter((r) => r.url === '/api/auth/login');
     expect(login).toHaveLength(2);
