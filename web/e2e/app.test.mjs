@@ -3,6 +3,7 @@
 // Run: BASE_URL=http://127.0.0.1:8080 npm run e2e   (see e2e/README.md)
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
 import {
   BASE_URL,
   lastAnswer,
@@ -18,6 +19,8 @@ import {
   waitStatus,
   waitUntil,
 } from './helpers.mjs';
+
+const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 let browser;
 // The account most tests sign in with (made through the API); the sign-up test makes its own.
@@ -462,6 +465,37 @@ describe('Parley web app', { concurrency: false }, () => {
       assert.deepEqual(problems, []);
     } finally {
       await context.close();
+    }
+  });
+
+  test('accessibility: no serious axe-core violations on the main screens (light and dark)', async () => {
+    for (const colorScheme of ['light', 'dark']) {
+      // bypassCSP only so that the checker itself can be injected.
+      const { context, page } = await newPage(browser, { bypassCSP: true, colorScheme });
+      const check = async (what) => {
+        await page.addScriptTag({ path: axePath });
+        const res = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+        const bad = res.violations
+          .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+          .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')})`);
+        assert.deepEqual(bad, [], `${what} (${colorScheme})`);
+      };
+      try {
+        await page.goto('/login');
+        await page.getByLabel('Username', exact).waitFor();
+        await check('sign in');
+        await page.goto('/signup');
+        await page.getByLabel('Email', exact).waitFor();
+        await check('sign up');
+        await logIn(page, user);
+        await page.getByRole('button', { name: 'Start new chat' }).waitFor();
+        await check('home');
+        await startChat(page);
+        await waitStatus(await send(page, 'Check `code` and\n\n```js\nconst a = 1;\n```'), 'complete');
+        await check('chat');
+      } finally {
+        await context.close();
+      }
     }
   });
 
