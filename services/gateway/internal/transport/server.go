@@ -163,7 +163,9 @@ func (s *Server) routes() chi.Router {
 	r.Method(http.MethodGet, "/metrics", s.metrics.Handler())
 
 	r.Route("/api", func(r chi.Router) {
-		r.Use(noStore, limitBody)
+		// CSRF is checked before the body (limitBody): a cross-site form post is a
+		// forgery (403 csrf_rejected), not merely the wrong media type.
+		r.Use(noStore)
 		r.NotFound(s.apiNotFound)
 		r.MethodNotAllowed(s.methodNotAllowed)
 
@@ -175,14 +177,14 @@ func (s *Server) routes() chi.Router {
 		// Session endpoints: the CSRF header and same-origin check apply whatever the
 		// credentials (login CSRF), and no session is needed.
 		r.Group(func(r chi.Router) {
-			r.Use(s.csrf(true))
+			r.Use(s.csrf(true), limitBody)
 			r.With(authLimit.Handler).Post("/auth/signup", s.handle(s.signup))
 			r.With(authLimit.Handler).Post("/auth/login", s.handle(s.login))
 			r.Post("/auth/refresh", s.handle(s.refresh))
 		})
 
 		r.Group(func(r chi.Router) {
-			r.Use(s.csrf(false), s.authenticate)
+			r.Use(s.csrf(false), limitBody, s.authenticate)
 			r.Post("/auth/logout", s.handle(s.logout))
 			r.Post("/auth/logout-all", s.handle(s.logoutAll))
 			r.Get("/auth/me", s.handle(s.me))
