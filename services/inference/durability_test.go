@@ -141,7 +141,7 @@ func TestLastDeliveryStoresFailed(t *testing.T) {
 		!strings.Contains(m.Error.Message, "unavailable 2 times") {
 		t.Fatalf("stored = %+v (error %+v)", m, m.Error)
 	}
-	if n := len(e.fake.ChatRequests()); n != 0 {
+	if n := len(e.answerRequests()); n != 0 {
 		t.Errorf("provider called %d times, want 0", n)
 	}
 	if recs := e.logs.records(map[string]string{"code": events.CodeGenerationAbandoned}); len(recs) == 0 {
@@ -166,7 +166,7 @@ func TestCompletionWaitsForChat(t *testing.T) {
 			go func() {
 				defer close(restarted)
 				waitFor(t, 10*time.Second, "the first provider call to end", func() bool {
-					reqs := e.fake.ChatRequests()
+					reqs := e.answerRequests()
 					return len(reqs) == 1 && reqs[0].Finished
 				})
 				time.Sleep(3 * time.Second)
@@ -187,7 +187,7 @@ func TestCompletionWaitsForChat(t *testing.T) {
 	if m := e.stored(user, sent.AssistantMessage.ID); m.Status != events.StatusComplete || m.Content != want {
 		t.Errorf("stored = %+v", m)
 	}
-	if n := len(e.fake.ChatRequests()); n < 2 {
+	if n := len(e.answerRequests()); n < 2 {
 		t.Errorf("provider called %d times, want a second call after the hand-back", n)
 	}
 }

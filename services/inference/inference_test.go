@@ -402,7 +402,7 @@ func TestAnswersThroughChat(t *testing.T) {
 		if got, want := text(evs), "You said: second question (seen 3 messages)"; got != want {
 			t.Errorf("streamed %q, want %q", got, want)
 		}
-		reqs := e.fake.ChatRequests()
+		reqs := e.answerRequests()
 		last := reqs[len(reqs)-1].Chat
 		for _, m := range last.Messages {
 			if strings.Contains(m.Content, "bob") {
@@ -478,7 +478,7 @@ func TestCancelStopsTheProvider(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		reqs := e.fake.ChatRequests()
+		reqs := e.answerRequests()
 		if len(reqs) == 1 && reqs[0].Finished {
 			if !reqs[0].Cancelled {
 				t.Fatalf("the provider call was not cancelled")
@@ -539,7 +539,7 @@ func TestShutdownHandsTheAnswerToAnotherWorker(t *testing.T) {
 	if !strings.Contains(strings.Join(types(evs), ","), events.GenReset) {
 		t.Errorf("event types = %v, want a reset", types(evs))
 	}
-	reqs := e.fake.ChatRequests()
+	reqs := e.answerRequests()
 	if len(reqs) != 2 || !reqs[0].Cancelled {
 		t.Errorf("provider requests = %d (first cancelled: %v), want 2 with the first cancelled", len(reqs), len(reqs) > 0 && reqs[0].Cancelled)
 	}
