@@ -266,12 +266,29 @@ export class ChatSession extends Store<ChatState> {
     list.forEach((m) => this.watch(m));
   }
 
+  /**
+   * Takes the server's newest page as the truth for the span it covers (a regenerated
+   * answer replaced the old one, another tab added messages), keeping older pages and the
+   * fresher text of answers being streamed here.
+   */
+  private replaceTail(page: Message[]): void {
+    if (page.length === 0) return;
+    this.set((s) => {
+      const start = s.messages.findIndex((m) => m.id === page[0].id);
+      const older = start >= 0 ? s.messages.slice(0, start) : s.messages.filter((m) => !page.some((p) => p.id === m.id));
+      const local = new Map(s.messages.map((m) => [m.id, m]));
+      const tail = page.map((m) => (this.streams.has(m.id) && isRunning(m) ? (local.get(m.id) ?? m) : m));
+      return { messages: [...older, ...tail] };
+    });
+    page.forEach((m) => this.watch(m));
+  }
+
   /** Re-reads the newest page (after a message from another tab, or a 409). */
   private async refreshNewest(): Promise<void> {
     try {
       const page = await this.deps.api.messages(this.chatId, { limit: MESSAGE_PAGE });
       if (this.disposed) return;
-      this.merge(page.messages);
+      this.replaceTail(page.messages);
     } catch {
       /* the next event will try again */
     }
@@ -366,6 +383,8 @@ export class ChatSession extends Store<ChatState> {
         switch (ev.event) {
           case 'message.created': {
             const aid = typeof d.assistant_message_id === 'string' ? d.assistant_message_id : '';
+            // Our own send in flight brings its messages with its reply.
+            if (this.state.outbox.some((o) => o.state === 'sending') || this.state.busy) break;
             if (!aid || !this.state.messages.some((m) => m.id === aid)) void this.refreshNewest();
             break;
           }
