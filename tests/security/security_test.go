@@ -11,4 +11,9 @@ func TestSecurity(t *testing.T) {
 	t.Run("JWT tampering", func(t *testing.T) { testJWTTampering(t, s) })
 	t.Run("session revocation", func(t *testing.T) { testSessionRevocation(t, s) })
 	t.Run("key rotation", func(t *testing.T) { testKeyRotation(t, s) })
+	t.Run("brute force", func(t *testing.T) { testBruteForce(t, s) })
+	t.Run("send limit", func(t *testing.T) { testSendLimit(t, s) })
+	t.Run("CSRF", func(t *testing.T) { testCSRF(t, s) })
+	t.Run("headers and cookies", func(t *testing.T) { testHeaders(t, s) })
+	t.Run("IDOR", func(t *testing.T) { testIDOR(t, s) })
 }

@@ -386,7 +386,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	}
 	gwCfg := gateway.Config{
 		NATSURL: userURL(s.nats, "gateway", s.nu["gateway"]), WebDir: webDir,
-		SendRate: 100000, AuthRate: 100000,
+		SendRate: 100000, AuthRate: 100000, TrustedProxies: []string{"127.0.0.1/32"},
 	}
 	if o.gatewayCfg != nil {
 		o.gatewayCfg(&gwCfg)
@@ -404,7 +404,6 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	}
 	limCfg := gwCfg
 	limCfg.SendRate, limCfg.AuthRate, limCfg.CookieSecure = 3, 5, true
-	limCfg.TrustedProxies = []string{"127.0.0.1/32"}
 	s.service("gateway-limited", func(ctx context.Context) error {
 		return gateway.Run(ctx, limCfg, gateway.Deps{Logger: log.With("service", "gateway-limited"), Listener: lln})
 	})
@@ -486,7 +485,9 @@ func (s *stack) permissionViolations() []string {
 type client struct {
 	s *stack
 	// base, when set, is another gateway replica than the stack's first.
-	base    string
+	base string
+	// fwd, when set, is sent as X-Forwarded-For (the limited gateway trusts it).
+	fwd     string
 	http    *http.Client
 	bearer  string
 	browser bool
@@ -548,6 +549,9 @@ func (c *client) raw(method, path string, body []byte, header http.Header) respo
 	}
 	if c.bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+c.bearer)
+	}
+	if c.fwd != "" {
+		req.Header.Set("X-Forwarded-For", c.fwd)
 	}
 	for k, v := range header {
 		if v == nil {

@@ -37,12 +37,17 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Issued, error) {
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return Issued{}, fmt.Errorf("find user: %w", err)
 	}
-	key := accountKey(user.ID, in.Login)
+	account := accountKey(user.ID, in.Login)
+	key := clientKey(account, in.ClientIP)
+	accountState, err := s.store.LoginThrottle(ctx, account)
+	if err != nil {
+		return Issued{}, fmt.Errorf("read login throttle: %w", err)
+	}
 	state, err := s.store.LoginThrottle(ctx, key)
 	if err != nil {
 		return Issued{}, fmt.Errorf("read login throttle: %w", err)
 	}
-	if wait := state.blockedFor(now); wait > 0 {
+	if wait := max(state.blockedFor(now), accountState.blockedFor(now)); wait > 0 {
 		return Issued{}, &ThrottledError{RetryAfter: retrySeconds(wait)}
 	}
 	if !found {
@@ -58,6 +63,16 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Issued, error) {
 		})
 		if err != nil {
 			return Issued{}, fmt.Errorf("record login failure: %w", err)
+		}
+		acc, err := s.store.UpdateLoginThrottle(ctx, account, func(t ThrottleState) ThrottleState {
+			return t.withAccountFailure(s.now())
+		})
+		if err != nil {
+			return Issued{}, fmt.Errorf("record login failure: %w", err)
+		}
+		if acc.WindowFailures == hourlyCap {
+			s.log.WarnContext(ctx, "login blocked: hourly failure cap of the account reached",
+				"user_id", user.ID, "blocked_until", acc.BlockedUntil, "client_ip", in.ClientIP)
 		}
 		if st.Failures >= freeFailures {
 			s.log.WarnContext(ctx, "login delayed after repeated failures",

@@ -47,6 +47,31 @@ func TestThrottleForgetsAndCaps(t *testing.T) {
 	}
 }
 
+func TestAccountHourlyCap(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	var st ThrottleState
+	at := t0
+	for i := range hourlyCap - 1 {
+		st = st.withAccountFailure(at)
+		if st.blockedFor(at) != 0 {
+			t.Fatalf("account blocked after %d failures, want only at %d", i+1, hourlyCap)
+		}
+		at = at.Add(time.Second)
+	}
+	st = st.withAccountFailure(at)
+	if got, want := st.blockedFor(at), time.Hour-time.Duration(hourlyCap-1)*time.Second; got != want {
+		t.Errorf("blocked for %s at the cap, want %s (until the window ends)", got, want)
+	}
+	// A new window starts the count again.
+	later := t0.Add(time.Hour)
+	if st = st.withAccountFailure(later); st.WindowFailures != 1 || st.blockedFor(later) != 0 {
+		t.Errorf("new window: %+v", st)
+	}
+	if a, b := clientKey(accountKey("u", ""), "192.0.2.1"), clientKey(accountKey("u", ""), "192.0.2.2"); string(a) == string(b) {
+		t.Error("two addresses share a client key")
+	}
+}
+
 func TestRetrySeconds(t *testing.T) {
 	for in, want := range map[time.Duration]time.Duration{
 		0: time.Second, time.Millisecond: time.Second, time.Second: time.Second,

@@ -1,0 +1,423 @@
+package security_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/parley-chat/parley/libs/events"
+	"github.com/parley-chat/parley/services/gateway"
+)
+
+// from makes a browser client that appears to come from ip (the gateways trust
+// X-Forwarded-For from the test's loopback address, as from a proxy).
+func (s *stack) from(ip string) *client {
+	c := s.newClient(true)
+	c.fwd = ip
+	return c
+}
+
+// testBruteForce: drill (g). One attacker guessing one account's password gets 429
+// with Retry-After after five failures, blocked attempts are not even evaluated, the
+// owner coming from elsewhere is not locked out, the owner from the same address gets
+// in once the delay is over, and an unknown user looks exactly like a wrong password.
+func testBruteForce(t *testing.T, s *stack) {
+	s.t = t
+	name := "brute_" + randomHex(3)
+	s.signup(name)
+	login := func(c *client, user, pw string) response {
+		return c.raw("POST", "/api/auth/login", mustJSON(map[string]string{"username": user, "password": pw}), nil)
+	}
+	attacker := s.from("203.0.113.66")
+	var wrongBody []byte
+	for i := range 5 {
+		res := login(attacker, name, fmt.Sprintf("guess number %d is wrong", i))
+		if res.status != http.StatusUnauthorized || res.code() != events.CodeInvalidCredentials {
+			t.Fatalf("guess %d: %d %s", i, res.status, res.body)
+		}
+		wrongBody = res.body
+	}
+	var retry int
+	for i := range 20 {
+		res := login(attacker, name, fmt.Sprintf("blocked guess %d", i))
+		if res.status != http.StatusTooManyRequests || res.code() != events.CodeTooManyAttempts {
+			t.Fatalf("blocked guess %d: %d %s", i, res.status, res.body)
+		}
+		n, err := strconv.Atoi(res.header.Get("Retry-After"))
+		if err != nil || n < 1 || n > 2 {
+			t.Fatalf("blocked guess %d: Retry-After %q, want 1..2 s (hammering must not extend the block)", i, res.header.Get("Retry-After"))
+		}
+		retry = n
+	}
+	// The right password from the attacker's address is refused while blocked too.
+	if res := login(attacker, name, password); res.status != http.StatusTooManyRequests {
+		t.Errorf("right password while blocked: %d", res.status)
+	}
+	// The owner, elsewhere, is not locked out by one attacker.
+	if res := login(s.from("198.51.100.10"), name, password); res.status != http.StatusOK {
+		t.Errorf("owner from another address during the attack: %d %s", res.status, res.body)
+	}
+	// The owner behind the attacker's address gets in once the delay is over.
+	time.Sleep(time.Duration(retry)*time.Second + 200*time.Millisecond)
+	if res := login(attacker, name, password); res.status != http.StatusOK {
+		t.Errorf("owner after the delay: %d %s", res.status, res.body)
+	}
+
+	// Unknown user and wrong password: same status, same body, same throttling.
+	ghost := s.from("203.0.113.67")
+	for i := range 5 {
+		res := login(ghost, "ghost_"+randomHex(2)+"_never_signed_up", "some password guess")
+		if i == 0 && res.status == http.StatusUnauthorized && !bytes.Equal(res.body, wrongBody) {
+			t.Errorf("unknown user: %s, wrong password: %s", res.body, wrongBody)
+		}
+		if res.status != http.StatusUnauthorized {
+			t.Errorf("unknown user %d: %d", i, res.status)
+		}
+	}
+	const ghostName = "ghost_fixed_never_signed_up"
+	for range 5 {
+		login(ghost, ghostName, "some password guess")
+	}
+	if res := login(ghost, ghostName, "some password guess"); res.status != http.StatusTooManyRequests || res.header.Get("Retry-After") == "" {
+		t.Errorf("unknown user after 5 failures: %d (want 429 like a real account)", res.status)
+	}
+	// Timing is not asserted here (see docs/security.md): both paths run one argon2id.
+	var known, unknown []time.Duration
+	for i := range 10 {
+		c := s.from(fmt.Sprintf("192.0.2.%d", 10+i))
+		start := time.Now()
+		login(c, name, "wrong password for timing")
+		known = append(known, time.Since(start))
+		start = time.Now()
+		login(c, "nobody_"+randomHex(3), "wrong password for timing")
+		unknown = append(unknown, time.Since(start))
+	}
+	t.Logf("login median: existing user %v, unknown user %v", median(known), median(unknown))
+
+	// Per client address: the limited gateway allows 5 auth attempts a minute per IP.
+	ip := s.from("203.0.113.99")
+	ip.base = s.limited
+	var limited response
+	for range 8 {
+		limited = login(ip, "ghost_"+randomHex(3), "whatever password")
+		if limited.status == http.StatusTooManyRequests {
+			break
+		}
+	}
+	if limited.status != http.StatusTooManyRequests || limited.header.Get("Retry-After") == "" {
+		t.Errorf("per-IP login limit: %d %v", limited.status, limited.header)
+	}
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+// testSendLimit: a user's message sends are limited per user (3 a minute on the
+// limited gateway); another user is not affected.
+func testSendLimit(t *testing.T, s *stack) {
+	s.t = t
+	a := s.user("send_limit_a", false)
+	b := s.user("send_limit_b", false)
+	a.base, b.base = s.limited, s.limited
+	ca, cb := a.createChat("limits"), b.createChat("limits")
+	var last response
+	for i := range 6 {
+		last = a.raw("POST", "/api/chats/"+ca.ID+"/messages", mustJSON(map[string]string{"content": fmt.Sprintf("message %d", i)}), nil)
+		if last.status == http.StatusTooManyRequests {
+			if i < 3 {
+				t.Errorf("limited after %d sends", i)
+			}
+			break
+		}
+	}
+	if last.status != http.StatusTooManyRequests || last.code() != events.CodeRateLimited || last.header.Get("Retry-After") == "" {
+		t.Errorf("7th send: %d %s %v", last.status, last.body, last.header)
+	}
+	b.call("POST", "/api/chats/"+cb.ID+"/messages", map[string]string{"content": "mine"}, http.StatusAccepted, nil)
+}
+
+// testCSRF: a cross-site form post with the session cookie is refused with 403
+// csrf_rejected and changes nothing; so are cross-site JSON requests and requests
+// without the custom header; bearer clients are unaffected.
+func testCSRF(t *testing.T, s *stack) {
+	s.t = t
+	browser := s.user("csrf", true)
+	api := s.login(browser.user.Username, false)
+	count := func() int {
+		var l events.ListChatsReply
+		api.call("GET", "/api/chats", nil, http.StatusOK, &l)
+		return len(l.Chats)
+	}
+	n := count()
+	forms := map[string]http.Header{
+		"form post": {"Content-Type": {"application/x-www-form-urlencoded"}, "Origin": {"https://evil.example"},
+			"Sec-Fetch-Site": {"cross-site"}, "Sec-Fetch-Mode": {"navigate"}, "X-Parley-Csrf": nil},
+		"multipart form": {"Content-Type": {"multipart/form-data; boundary=x"}, "Origin": {"https://evil.example"},
+			"Sec-Fetch-Site": {"cross-site"}, "X-Parley-Csrf": nil},
+		"text/plain fetch": {"Content-Type": {"text/plain"}, "Origin": {"https://evil.example"},
+			"Sec-Fetch-Site": {"cross-site"}, "X-Parley-Csrf": nil},
+		"form, old browser (Origin only)":      {"Content-Type": {"application/x-www-form-urlencoded"}, "Origin": {"https://evil.example"}, "X-Parley-Csrf": nil},
+		"form, same-site sibling":              {"Content-Type": {"application/x-www-form-urlencoded"}, "Sec-Fetch-Site": {"same-site"}, "X-Parley-Csrf": nil},
+		"json with the header, cross-site":     {"Sec-Fetch-Site": {"cross-site"}},
+		"json with the header, foreign origin": {"Origin": {"https://evil.example"}},
+		"json without the header, same origin": {"Sec-Fetch-Site": {"same-origin"}, "X-Parley-Csrf": nil},
+	}
+	for name, h := range forms {
+		for _, path := range []string{"/api/chats", "/api/auth/logout", "/api/auth/logout-all"} {
+			res := browser.raw("POST", path, []byte(`title=forged`), h)
+			if res.status != http.StatusForbidden || res.code() != events.CodeCSRFRejected {
+				t.Errorf("%s %s: %d %s, want 403 csrf_rejected", name, path, res.status, res.body)
+			}
+		}
+	}
+	// Login CSRF: a forged login is refused the same way.
+	if res := s.newClient(false).raw("POST", "/api/auth/login", []byte(`username=x&password=y`),
+		http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Sec-Fetch-Site": {"cross-site"}}); res.status != http.StatusForbidden || res.code() != events.CodeCSRFRejected {
+		t.Errorf("cross-site login form: %d %s", res.status, res.body)
+	}
+	if got := count(); got != n {
+		t.Fatalf("chats: %d, want %d", got, n)
+	}
+	browser.call("GET", "/api/auth/me", nil, http.StatusOK, nil) // still logged in
+	// Bearer clients are not cookie-authenticated: no CSRF checks apply.
+	if res := api.raw("POST", "/api/chats", mustJSON(map[string]string{"title": "bearer"}), http.Header{"Sec-Fetch-Site": {"cross-site"}, "Origin": {"https://elsewhere.example"}}); res.status != http.StatusCreated {
+		t.Errorf("bearer from another origin: %d %s", res.status, res.body)
+	}
+	browser.call("POST", "/api/chats", map[string]string{"title": "same origin"}, http.StatusCreated, nil)
+}
+
+// testHeaders: the security headers on the SPA, its assets, API answers and errors,
+// and the cookie attributes over HTTP and behind HTTPS.
+func testHeaders(t *testing.T, s *stack) {
+	s.t = t
+	c := s.newClient(true)
+	for _, path := range []string{"/", "/index.html", "/chats/deep/link", "/assets/app.js", "/api/models", "/api/nowhere", "/healthz", "/readyz"} {
+		res := c.raw("GET", path, nil, nil)
+		h := res.header
+		csp := h.Get("Content-Security-Policy")
+		for _, d := range []string{"default-src 'self'", "script-src 'self'", "object-src 'none'", "base-uri 'none'",
+			"frame-ancestors 'none'", "form-action 'self'", "connect-src 'self'"} {
+			if !strings.Contains(csp, d) {
+				t.Errorf("%s: CSP %q lacks %s", path, csp, d)
+			}
+		}
+		if d := directive(csp, "script-src"); strings.Contains(csp, "unsafe-eval") || d != "script-src 'self'" {
+			t.Errorf("%s: CSP allows unsafe script: %s", path, csp)
+		}
+		want := map[string]string{
+			"X-Content-Type-Options":     "nosniff",
+			"Referrer-Policy":            "strict-origin-when-cross-origin",
+			"X-Frame-Options":            "DENY",
+			"Cross-Origin-Opener-Policy": "same-origin",
+		}
+		for k, v := range want {
+			if h.Get(k) != v {
+				t.Errorf("%s: %s = %q, want %q", path, k, h.Get(k), v)
+			}
+		}
+		if h.Get("Server") != "" || h.Get("X-Powered-By") != "" {
+			t.Errorf("%s: server banner %q %q", path, h.Get("Server"), h.Get("X-Powered-By"))
+		}
+		if strings.HasPrefix(path, "/api/") && h.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: Cache-Control %q, want no-store", path, h.Get("Cache-Control"))
+		}
+	}
+	// The SPA's index uses only same-origin scripts (the policy above lets it run).
+	if res := c.raw("GET", "/", nil, nil); !bytes.Contains(res.body, []byte(`src="/assets/app.js"`)) || bytes.Contains(res.body, []byte("<script>")) {
+		t.Errorf("index: %s", res.body)
+	}
+
+	// Cookies over plain HTTP: HttpOnly, SameSite=Strict, Path=/.
+	name := "cookie_" + randomHex(3)
+	s.signup(name)
+	res := s.newClient(true).raw("POST", "/api/auth/login", mustJSON(map[string]string{"username": name, "password": password}), nil)
+	checkCookies(t, res, "parley_at", "parley_rt", false)
+	// Behind TLS (COOKIE_SECURE): __Host- names, Secure, no Domain, and HSTS.
+	secure := s.newClient(true)
+	secure.base = s.limited
+	res = secure.raw("POST", "/api/auth/login", mustJSON(map[string]string{"username": name, "password": password}), nil)
+	checkCookies(t, res, "__Host-parley_at", "__Host-parley_rt", true)
+	if hsts := res.header.Get("Strict-Transport-Security"); !strings.Contains(hsts, "max-age=31536000") || !strings.Contains(hsts, "includeSubDomains") {
+		t.Errorf("HSTS = %q", hsts)
+	}
+	// Logout clears the site's cookies.
+	if out := secure.raw("POST", "/api/auth/logout", nil, http.Header{"Authorization": {"Bearer " + loginToken(t, res)}}); out.header.Get("Clear-Site-Data") != `"cookies"` {
+		t.Errorf("logout: Clear-Site-Data %q", out.header.Get("Clear-Site-Data"))
+	}
+}
+
+// directive returns one directive of a Content-Security-Policy.
+func directive(csp, name string) string {
+	for d := range strings.SplitSeq(csp, ";") {
+		if d = strings.TrimSpace(d); strings.HasPrefix(d, name+" ") {
+			return d
+		}
+	}
+	return ""
+}
+
+func loginToken(t *testing.T, res response) string {
+	t.Helper()
+	var rep loginReply
+	if err := json.Unmarshal(res.body, &rep); err != nil || rep.AccessToken == "" {
+		t.Fatalf("login reply: %s", res.body)
+	}
+	return rep.AccessToken
+}
+
+func checkCookies(t *testing.T, res response, access, refresh string, secure bool) {
+	t.Helper()
+	if res.status != http.StatusOK {
+		t.Fatalf("login: %d %s", res.status, res.body)
+	}
+	got := map[string]*http.Cookie{}
+	for _, c := range (&http.Response{Header: res.header}).Cookies() {
+		got[c.Name] = c
+	}
+	for _, name := range []string{access, refresh} {
+		c := got[name]
+		if c == nil {
+			t.Errorf("no cookie %s in %v", name, res.header.Values("Set-Cookie"))
+			continue
+		}
+		if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" || c.Domain != "" || c.Secure != secure || c.MaxAge <= 0 {
+			t.Errorf("cookie %s: %+v", name, c)
+		}
+	}
+	if secure {
+		for _, raw := range res.header.Values("Set-Cookie") {
+			if !strings.HasPrefix(raw, "__Host-") {
+				t.Errorf("over HTTPS a cookie without the __Host- prefix: %s", raw)
+			}
+		}
+	}
+}
+
+// testIDOR: drill (e), extending tests/api's isolation test: for every route of the
+// gateway with an id, user B gets the same 404 with A's ids, with guessed neighbours
+// of A's ids and with random ids; B's own chat combined with A's message ids leaks
+// nothing; routes without ids show B nothing of A's; A's rows are unchanged.
+func testIDOR(t *testing.T, s *stack) {
+	s.t = t
+	a := s.user("idor_a", false)
+	b := s.user("idor_b", false)
+	canary := "canary-" + randomHex(6)
+	ac := a.createChat("A " + canary)
+	sent := a.send(ac.ID, "secret "+canary)
+	a.stream(sent.AssistantMessage.ID)
+	bc := b.createChat("B's own")
+	bsent := b.send(bc.ID, "hello")
+	b.stream(bsent.AssistantMessage.ID)
+
+	// A's rows as stored (every column), to show nothing of A's changed.
+	snapshot := func() string {
+		var out []string
+		for _, q := range []string{
+			"SELECT CONCAT_WS('|', id, title, model, updated_at) FROM chats WHERE user_id = ? ORDER BY id",
+			"SELECT CONCAT_WS('|', m.id, m.role, m.status, m.content) FROM messages m JOIN chats c ON c.id = m.chat_id WHERE c.user_id = ? ORDER BY m.id",
+		} {
+			rows, err := s.db.Admin.Query(q, a.user.ID)
+			if err != nil {
+				t.Fatalf("snapshot: %v", err)
+			}
+			for rows.Next() {
+				var v string
+				_ = rows.Scan(&v)
+				out = append(out, v)
+			}
+			rows.Close()
+		}
+		return strings.Join(out, "\n")
+	}
+	before := snapshot()
+
+	routes, err := gateway.Routes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	neighbour := func(id string) string {
+		// UUIDv7 ids are time-ordered: flip the last hex digit for a plausible guess.
+		last := id[len(id)-1]
+		repl := byte('0')
+		if last == '0' {
+			repl = '1'
+		}
+		return id[:len(id)-1] + string(repl)
+	}
+	randomID := "01a2184f-a915-7730-8630-" + randomHex(6)
+	var notFound []byte
+	covered := map[string]bool{}
+	for _, r := range routes {
+		key := r.Method + " " + r.Pattern
+		if !strings.Contains(r.Pattern, "{") {
+			continue
+		}
+		var paths []string
+		for _, id := range []string{"A", "neighbour", "random"} {
+			chatID, msgID := ac.ID, sent.AssistantMessage.ID
+			switch id {
+			case "neighbour":
+				chatID, msgID = neighbour(bc.ID), neighbour(bsent.AssistantMessage.ID)
+			case "random":
+				chatID, msgID = randomID, randomID
+			}
+			p := strings.ReplaceAll(strings.ReplaceAll(r.Pattern, "{chatID}", chatID), "{messageID}", msgID)
+			if strings.Contains(p, "{") {
+				t.Fatalf("route %s has a parameter this test does not know", key)
+			}
+			paths = append(paths, p)
+			if strings.Contains(r.Pattern, "{messageID}") {
+				paths = append(paths, strings.ReplaceAll(r.Pattern, "{messageID}", sent.UserMessage.ID))
+			}
+		}
+		covered[key] = true
+		for _, p := range paths {
+			var body []byte
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				body = []byte(`{"title":"hijacked","content":"hijack"}`)
+			}
+			res := b.raw(r.Method, p, body, nil)
+			if res.status != http.StatusNotFound || res.code() != events.CodeNotFound {
+				t.Errorf("B %s %s: %d %s, want 404 not_found", r.Method, p, res.status, res.body)
+				continue
+			}
+			if notFound == nil {
+				notFound = res.body
+			} else if !bytes.Equal(res.body, notFound) {
+				t.Errorf("B %s %s: 404 body %s differs from %s", r.Method, p, res.body, notFound)
+			}
+			if bytes.Contains(res.body, []byte(canary)) {
+				t.Errorf("B %s %s: response carries A's data", r.Method, p)
+			}
+		}
+	}
+	if len(covered) < 10 {
+		t.Errorf("covered %d routes with ids, want every one (10 or more)", len(covered))
+	}
+	// B's own chat combined with A's message ids, and B's own lists.
+	for _, p := range []string{
+		"/api/chats/" + bc.ID + "/messages?before=" + sent.UserMessage.ID,
+		"/api/chats/" + bc.ID + "/messages?after=" + sent.AssistantMessage.ID,
+		"/api/chats?q=" + canary, "/api/chats", "/api/chats/latest",
+		"/api/chats/" + bc.ID + "/export?format=json",
+	} {
+		if res := b.raw("GET", p, nil, nil); bytes.Contains(res.body, []byte(canary)) || res.status >= 500 {
+			t.Errorf("B GET %s: %d leaks A's data or fails: %s", p, res.status, res.body)
+		}
+	}
+	if diff := cmp.Diff(before, snapshot()); diff != "" {
+		t.Errorf("A's data changed (-before +after):\n%s", diff)
+	}
+}
