@@ -101,7 +101,14 @@ func (s *Service) titleJob(ctx context.Context, titler Titler, j TitleJob, timeo
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
-			return // stopping: the lease passes and another titler (or the next start) retries
+			// Stopping: hand the job back at once for the next start or another replica.
+			s.releaseTitleJob(ctx, j.ChatID)
+			return
+		}
+		if !errors.Is(err, ErrUnavailable) {
+			log.Warn("title: the model cannot write one; the first words stay", "model", model, "err", err)
+			s.dropTitleJob(ctx, j.ChatID)
+			return
 		}
 		log.Warn("title: the model did not write one", "model", model, "err", err)
 		s.retryTitle(ctx, j, err.Error())
@@ -163,6 +170,30 @@ func (s *Service) retryTitle(ctx context.Context, j TitleJob, reason string) {
 	}
 	if j.Attempt >= TitleAttempts {
 		s.log.Warn("title: giving up; the first words stay", "chat_id", j.ChatID, "attempts", j.Attempt, "reason", reason)
+	}
+}
+
+// releaseTitleJob makes a claimed job due again at once (a clean stop).
+func (s *Service) releaseTitleJob(ctx context.Context, chatID string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err := s.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
+		c, err := tx.LockChat(ctx, chatID)
+		if err != nil {
+			return err
+		}
+		if c.TitleDueAt == nil {
+			return nil
+		}
+		now := s.now()
+		c.TitleDueAt = &now
+		if c.TitleAttempts > 0 {
+			c.TitleAttempts-- // an interrupted try does not count
+		}
+		return tx.UpdateChat(ctx, c)
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		s.log.Warn("title: release job", "chat_id", chatID, "err", err)
 	}
 }
 

@@ -18,6 +18,10 @@ const (
 	titleMaxReply = 1000
 	// DefaultTitleTimeout bounds one title request.
 	DefaultTitleTimeout = 20 * time.Second
+	// titleAttempts and titleMaxRetryWait shape the one quick retry of a passing
+	// provider failure.
+	titleAttempts     = 2
+	titleMaxRetryWait = 5 * time.Second
 )
 
 // titleInstruction is sent as a single user message (templates that refuse a system
@@ -57,22 +61,28 @@ func (w *TitleWriter) Title(ctx context.Context, req events.TitleRequest) (title
 		prompt += "\n\nAssistant: " + req.Answer
 	}
 	var text strings.Builder
-	sctx, stopStream := context.WithCancel(ctx)
-	defer stopStream()
-	_, err = entry.Provider.Stream(sctx, ChatRequest{
-		Model:     entry.Upstream,
-		Messages:  []events.Turn{{Role: events.RoleUser, Content: prompt}},
-		MaxTokens: titleMaxTokens,
-	}, func(t string) {
-		if text.Len() < titleMaxReply {
-			text.WriteString(t)
+	for attempt := 1; ; attempt++ {
+		text.Reset()
+		err = w.stream(ctx, entry, prompt, &text)
+		var pe *ProviderError
+		if err == nil || attempt == titleAttempts || !errors.As(err, &pe) || !pe.Retryable {
+			break
 		}
-		if strings.Contains(strings.TrimSpace(text.String()), "\n") || text.Len() >= titleMaxReply {
-			stopStream() // the first line is all we use
+		// One quick retry of a passing failure (503, a dropped connection), when the
+		// provider's own hint fits the time left.
+		wait := max(pe.RetryAfter, time.Second)
+		if dl, ok := ctx.Deadline(); wait > titleMaxRetryWait || ok && time.Until(dl) < wait+time.Second {
+			break
 		}
-	})
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
 	got := events.CleanTitle(text.String())
-	if err != nil && !(sctx.Err() != nil && ctx.Err() == nil && got != "") {
+	if err != nil {
 		var pe *ProviderError
 		switch {
 		case errors.As(err, &pe):
@@ -86,4 +96,27 @@ func (w *TitleWriter) Title(ctx context.Context, req events.TitleRequest) (title
 		return "", entry.Model.ID, events.Errorf(events.CodeProviderError, "The model's reply held no usable title.")
 	}
 	return got, entry.Model.ID, nil
+}
+
+// stream asks the model once; it stops reading at the end of the first line of text
+// (all a title needs), which is not an error.
+func (w *TitleWriter) stream(ctx context.Context, entry Entry, prompt string, text *strings.Builder) error {
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	_, err := entry.Provider.Stream(sctx, ChatRequest{
+		Model:     entry.Upstream,
+		Messages:  []events.Turn{{Role: events.RoleUser, Content: prompt}},
+		MaxTokens: titleMaxTokens,
+	}, func(t string) {
+		if text.Len() < titleMaxReply {
+			text.WriteString(t)
+		}
+		if strings.Contains(strings.TrimSpace(text.String()), "\n") || text.Len() >= titleMaxReply {
+			stop()
+		}
+	})
+	if err != nil && sctx.Err() != nil && ctx.Err() == nil && events.CleanTitle(text.String()) != "" {
+		return nil // we stopped it: the first line is in
+	}
+	return err
 }
