@@ -325,4 +325,3 @@ func TestScaleOutSharesWork(t *testing.T) {
 		t.Errorf("/healthz = %v, %v", res, err)
 	}
 }
-
