@@ -80,8 +80,9 @@ func decode(r *http.Request, dst any, allowEmpty bool) error {
 		}
 		return errEmptyBody
 	}
-	if !utf8.Valid(raw) {
-		// encoding/json would silently turn invalid bytes into U+FFFD.
+	if !utf8.Valid(raw) || hasLoneSurrogate(raw) {
+		// encoding/json would silently turn invalid bytes (and lone surrogate escapes)
+		// into U+FFFD.
 		return errInvalidUTF8
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
