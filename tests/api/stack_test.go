@@ -29,6 +29,7 @@ import (
 	"github.com/parley-chat/parley/services/chat"
 	"github.com/parley-chat/parley/services/gateway"
 	"github.com/parley-chat/parley/services/inference"
+	"github.com/parley-chat/parley/tests/internal/e2e"
 )
 
 // password is a password every test user gets (long enough, not a common one).
@@ -38,7 +39,7 @@ const password = "correct horse battery staple 42"
 type stack struct {
 	t    *testing.T
 	base string
-	hf   *fakehf.Server
+	hf   *e2e.Fake
 	db   *testdb.Database
 }
 
@@ -62,7 +63,7 @@ func newStack(t *testing.T) *stack {
 	t.Helper()
 	d := testdb.New(t)
 	ns := testnats.New(t)
-	hf := fakehf.New(fakehf.Options{})
+	hf := e2e.NewFake(fakehf.Options{})
 	t.Cleanup(hf.Close)
 
 	w := &logWriter{t: t}

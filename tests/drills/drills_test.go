@@ -178,15 +178,15 @@ func TestNATSRestart(t *testing.T) {
 // after AckWait, and the client sees reset and then the full answer.
 func TestWorkerDies(t *testing.T) {
 	var proxies []*e2e.Proxy
-	var fakes []*fakehf.Server
+	var fakes []*e2e.Fake
 	for range 2 {
-		hf := fakehf.New(fakehf.Options{TokenDelay: 50 * time.Millisecond})
+		hf := e2e.NewFake(fakehf.Options{TokenDelay: 50 * time.Millisecond})
 		t.Cleanup(hf.Close)
 		fakes = append(fakes, hf)
 	}
 	s := e2e.New(t, e2e.Options{
 		Workers: 2,
-		WorkerHF: func(i int) *fakehf.Server {
+		WorkerHF: func(i int) *e2e.Fake {
 			return fakes[i]
 		},
 		WorkerNATSURL: func(_ int, natsURL string) string {
@@ -210,7 +210,7 @@ func TestWorkerDies(t *testing.T) {
 
 	holder := -1
 	for i, hf := range fakes {
-		if len(hf.ChatRequests()) > 0 {
+		if len(hf.Answers()) > 0 {
 			holder = i
 		}
 	}
@@ -238,7 +238,7 @@ func TestWorkerDies(t *testing.T) {
 	if a.Final.Status != events.StatusComplete || a.Text != reply || stored.Content != reply {
 		t.Errorf("after fail-over: streamed %q (%s), stored %q", a.Text, a.Final.Status, stored.Content)
 	}
-	if n := len(fakes[1-holder].ChatRequests()); n != 1 {
+	if n := len(fakes[1-holder].Answers()); n != 1 {
 		t.Errorf("the surviving worker asked its provider %d times", n)
 	}
 	// The whole story replays the same on a fresh resume from the start.
@@ -294,7 +294,7 @@ func TestRestartEverything(t *testing.T) {
 		}
 	}
 	// The answers cut short were written again from the start.
-	if reqs := s.HF.ChatRequests(); len(reqs) <= len(sent) {
+	if reqs := s.HF.Answers(); len(reqs) <= len(sent) {
 		for _, r := range reqs {
 			t.Logf("provider call %s finished=%v cancelled=%v status=%d", r.Time.Format(time.StampMilli), r.Finished, r.Cancelled, r.Status)
 		}
@@ -307,15 +307,15 @@ func TestRestartEverything(t *testing.T) {
 // workers take a share.
 func TestBurst(t *testing.T) {
 	const workers, concurrency, burst = 2, 2, 10
-	var fakes []*fakehf.Server
+	var fakes []*e2e.Fake
 	for range workers {
-		hf := fakehf.New(fakehf.Options{FirstTokenDelay: 400 * time.Millisecond})
+		hf := e2e.NewFake(fakehf.Options{FirstTokenDelay: 400 * time.Millisecond})
 		t.Cleanup(hf.Close)
 		fakes = append(fakes, hf)
 	}
 	s := e2e.New(t, e2e.Options{
 		Workers:   workers,
-		WorkerHF:  func(i int) *fakehf.Server { return fakes[i] },
+		WorkerHF:  func(i int) *e2e.Fake { return fakes[i] },
 		Inference: func(_ int, cfg *inference.Config) { cfg.Concurrency = concurrency },
 	})
 	// Watch how many provider calls each worker has open at once.
@@ -326,7 +326,7 @@ func TestBurst(t *testing.T) {
 		for ctx.Err() == nil {
 			for i, hf := range fakes {
 				open := 0
-				for _, r := range hf.ChatRequests() {
+				for _, r := range hf.Answers() {
 					if !r.Finished {
 						open++
 					}
@@ -358,7 +358,7 @@ func TestBurst(t *testing.T) {
 		}
 	}
 	for i, hf := range fakes {
-		n := len(hf.ChatRequests())
+		n := len(hf.Answers())
 		t.Logf("worker %d: %d answers, at most %d at once", i, n, peaks[i])
 		if peaks[i] > concurrency {
 			t.Errorf("worker %d wrote %d answers at once, more than its concurrency %d", i, peaks[i], concurrency)

@@ -315,7 +315,7 @@ func testCancel(t *testing.T, s *e2e.Stack) {
 	c := u.CreateChat("cancel")
 	reply := strings.TrimSpace(strings.Repeat("word ", 200))
 	s.HF.Enqueue("", fakehf.Step{Reply: reply})
-	before := len(s.HF.ChatRequests())
+	before := len(s.HF.Answers())
 	sent := u.Send(c.ID, "talk for a long time")
 	es := u.Open("/api/messages/" + sent.AssistantMessage.ID + "/stream")
 	got := es.Until(10*time.Second, func(e e2e.Event) bool { return e.Event == events.GenDelta && e.ID == "3" })
@@ -324,7 +324,7 @@ func testCancel(t *testing.T, s *e2e.Stack) {
 	u.Call("POST", "/api/messages/"+sent.AssistantMessage.ID+"/cancel", nil, http.StatusAccepted, &rep)
 	cancelled := time.Now()
 	e2e.Eventually(t, time.Second, "provider call stopped", func() error {
-		reqs := s.HF.ChatRequests()
+		reqs := s.HF.Answers()
 		if len(reqs) <= before {
 			return fmt.Errorf("no provider request")
 		}
@@ -430,7 +430,7 @@ func testIdempotentSend(t *testing.T, s *e2e.Stack) {
 	}
 	countRequests := func(content string) int {
 		n := 0
-		for _, r := range s.HF.ChatRequests() {
+		for _, r := range s.HF.Answers() {
 			if r.Chat.LastUser() == content {
 				n++
 			}

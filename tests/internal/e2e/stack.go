@@ -55,7 +55,7 @@ type Options struct {
 	// proxy that a drill can cut to make the worker vanish).
 	WorkerNATSURL func(i int, natsURL string) string
 	// WorkerHF, when set, gives worker i its own fake router.
-	WorkerHF func(i int) *fakehf.Server
+	WorkerHF func(i int) *Fake
 	// Chat and Inference adjust the services' configurations.
 	Chat      func(*chat.Config)
 	Inference func(i int, cfg *inference.Config)
@@ -68,7 +68,7 @@ type Options struct {
 type Stack struct {
 	T    *testing.T
 	NATS *NATS
-	HF   *fakehf.Server
+	HF   *Fake
 	// DB is the database configuration the services use; SQL is a handle on it for
 	// observations (nil with Options.DB).
 	DB  db.Config
@@ -107,7 +107,7 @@ func New(t *testing.T, opts Options) *Stack {
 		s.SQL = d.DB
 	}
 	s.NATS = StartNATS(t)
-	s.HF = fakehf.New(opts.HFOptions)
+	s.HF = NewFake(opts.HFOptions)
 	t.Cleanup(s.HF.Close)
 	url := s.NATS.URL()
 
