@@ -319,6 +319,41 @@ describe('Parley web app', { concurrency: false }, () => {
     }
   });
 
+  test('waiting for the model shows the reason and a countdown, then the answer continues', async () => {
+    const { context, page, problems } = await newPage(browser);
+    try {
+      await logIn(page, user);
+      await page.getByRole('button', { name: 'Start new chat' }).waitFor();
+      await startChat(page);
+      // Stand in for a rate-limited model: the answer's stream says "waiting" (no id, so
+      // the real stream later replays from the start).
+      const retryAt = new Date(Date.now() + 30_000).toISOString();
+      const waiting = async (route) =>
+        route.fulfill({
+          status: 200,
+          headers: { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' },
+          body: `event: waiting\ndata: {"reason":"rate_limited","retry_at":"${retryAt}"}\n\n`,
+        });
+      await page.route('**/api/messages/*/stream*', waiting);
+      const answer = await send(page, 'Are you busy?');
+      const note = answer.getByText(/Waiting for the model: the model is rate limited\. Trying again in \d+ s\./);
+      await note.waitFor();
+      const left = async () => Number(/in (\d+) s/.exec(await note.innerText())[1]);
+      const first = await left();
+      assert.ok(first > 20 && first <= 30, `countdown ${first}`);
+      await waitUntil(async () => (await left()) < first, 'the countdown to tick');
+      await page.getByRole('button', { name: 'Stop' }).waitFor();
+      // The model is back: the real stream replays the answer to the end.
+      await page.unroute('**/api/messages/*/stream*', waiting);
+      await waitStatus(answer, ['complete', 'cancelled']);
+      assert.equal(await answer.getByText(/Waiting for the model/).count(), 0);
+      assert.match(await answer.innerText(), /demo model/i);
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
   test('model picker: new chats and the open chat', async () => {
     const { context, page, problems } = await newPage(browser);
     try {

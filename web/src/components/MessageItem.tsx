@@ -50,9 +50,8 @@ export const MessageItem = memo(function MessageItem({ message: m, waiting, reco
   const running = isRunning(m);
   return (
     <article className={`msg msg-assistant status-${m.status}`} aria-label="Assistant answered" aria-busy={running}>
-      <div className="answer">
+      <div className={`answer${running && m.content && !waiting ? ' with-caret' : ''}`}>
         {m.content ? <Markdown text={m.content} /> : running && !waiting ? <p className="muted typing">Thinking…</p> : null}
-        {running && m.content && <span className="caret" aria-hidden="true" />}
       </div>
       {waiting && running && <WaitingNotice waiting={waiting} />}
       {reconnecting && running && (

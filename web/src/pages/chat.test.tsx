@@ -100,10 +100,11 @@ describe('chat view', () => {
 
   it('resumes a running answer on load, shows waiting with a countdown, handles reset', async () => {
     const stream = sse();
-    fakeServer({
+    const { requests } = fakeServer({
       ...base,
       'GET /api/chats/c1/messages': () => json(200, { messages: [m('1', 'user', 'q', 'complete'), m('2', 'assistant', '', 'streaming')], next_cursor: '' }),
       'GET /api/messages/2/stream': () => stream.response,
+      'POST /api/messages/2/cancel': () => json(202, { message: m('2', 'assistant', '', 'streaming') }),
     });
     renderApp('/chats/c1');
     await screen.findByRole('list', { name: 'Messages' });
@@ -115,7 +116,9 @@ describe('chat view', () => {
     const status = await screen.findByText(/Waiting for the model/);
     expect(status.textContent).toMatch(/rate limited\. Trying again in (29|30) s/);
     expect(items()[1].textContent).not.toContain('old try');
-    expect(screen.getByRole('button', { name: 'Stop' })).toBeTruthy();
+    // Stop works while waiting.
+    await userEvent.click(screen.getByRole('button', { name: 'Stop' }));
+    await waitFor(() => expect(requests.some((r) => r.method === 'POST' && r.url === '/api/messages/2/cancel')).toBe(true));
     act(() => {
       stream.send(4, 'delta', { seq: 4, text: 'new text' });
       stream.send(5, 'done', { message: m('2', 'assistant', 'new text', 'complete') });

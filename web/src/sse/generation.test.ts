@@ -35,6 +35,12 @@ describe('applyEvent', () => {
     expect(d.waiting).toBeUndefined();
   });
 
+  it('applies an event without an id or seq (does not take it for a duplicate)', () => {
+    const w = run([{ id: '', event: 'waiting', data: '{"reason":"queued"}' }]);
+    expect(w.waiting).toEqual({ reason: 'queued', retryAt: undefined });
+    expect(w.seq).toBe(0);
+  });
+
   it('done takes the stored message', () => {
     const final = { ...msg, content: 'Hello world', status: 'complete' };
     const l = run([ev(1, 'delta', { seq: 1, text: 'Hello' }), ev(2, 'done', { message: final })]);

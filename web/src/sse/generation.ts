@@ -37,6 +37,7 @@ function parse(data: string): Record<string, unknown> | null {
 
 const seqOf = (ev: SSEEvent, d: Record<string, unknown> | null): number => {
   if (d && typeof d.seq === 'number') return d.seq;
+  if (ev.id === '') return NaN;
   const n = Number(ev.id);
   return Number.isFinite(n) ? n : NaN;
 };
