@@ -16,4 +16,7 @@ func TestSecurity(t *testing.T) {
 	t.Run("CSRF", func(t *testing.T) { testCSRF(t, s) })
 	t.Run("headers and cookies", func(t *testing.T) { testHeaders(t, s) })
 	t.Run("IDOR", func(t *testing.T) { testIDOR(t, s) })
+	t.Run("bad input", func(t *testing.T) { testBadInput(t, s) })
+	// Last: it searches the logs and answers of everything above.
+	t.Run("no secrets in logs or answers", func(t *testing.T) { testSecrets(t, s) })
 }
