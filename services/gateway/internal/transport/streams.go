@@ -145,7 +145,8 @@ func (s *Server) streamMessage(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	rs.lastWrite = time.Now()
-	pulse := time.NewTicker(min(s.opts.KeepAlive, pulseEvery))
+	every := min(s.opts.KeepAlive, pulseEvery)
+	pulse := time.NewTicker(every)
 	defer pulse.Stop()
 	var downSince time.Time
 	for {
@@ -166,8 +167,8 @@ func (s *Server) streamMessage(w http.ResponseWriter, r *http.Request) error {
 				s.log.Warn("nats unavailable: ending the stream for the client to resume", append(logAttrs(r), "message_id", id)...)
 				return nil
 			}
-			if time.Since(rs.lastWrite) < s.opts.KeepAlive {
-				continue
+			if time.Since(rs.lastWrite)+every < s.opts.KeepAlive {
+				continue // the next tick is still in time
 			}
 			if err := sw.Comment("keepalive"); err != nil {
 				return nil
@@ -464,7 +465,8 @@ func (s *Server) chatEvents(w http.ResponseWriter, r *http.Request) error {
 	defer s.metrics.StreamOpened("chat")()
 
 	lastWrite := time.Now()
-	pulse := time.NewTicker(min(s.opts.KeepAlive, pulseEvery))
+	every := min(s.opts.KeepAlive, pulseEvery)
+	pulse := time.NewTicker(every)
 	defer pulse.Stop()
 	var downSince time.Time
 	for {
@@ -494,8 +496,8 @@ func (s *Server) chatEvents(w http.ResponseWriter, r *http.Request) error {
 				s.log.Warn("nats unavailable: ending the stream for the client to resume", append(logAttrs(r), "chat_id", c.ID)...)
 				return nil
 			}
-			if time.Since(lastWrite) < s.opts.KeepAlive {
-				continue
+			if time.Since(lastWrite)+every < s.opts.KeepAlive {
+				continue // the next tick is still in time
 			}
 			if err := sw.Comment("keepalive"); err != nil {
 				return nil
