@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { Link, Navigate, Outlet, useLocation } from 'react-router';
 import { Sidebar } from '../components/Sidebar';
 import { AppProvider } from '../state/app';
@@ -17,6 +17,8 @@ export function AppLayout() {
   const { status, user, logout } = useAuth();
   const location = useLocation();
   const [drawer, setDrawer] = useState(false);
+  const menuBtn = useRef<HTMLButtonElement>(null);
+  const sidebar = useRef<HTMLElement>(null);
 
   useEffect(() => setDrawer(false), [location.pathname]);
   // Fetch the chat view's code early, while the person looks at the home screen.
@@ -25,7 +27,13 @@ export function AppLayout() {
   }, [status]);
   useEffect(() => {
     if (!drawer) return;
-    const onKey = (e: KeyboardEvent) => e.key === 'Escape' && setDrawer(false);
+    // Phone drawer: move focus into it, and back to its button when Escape closes it.
+    sidebar.current?.querySelector<HTMLElement>('input, button')?.focus();
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key !== 'Escape' || document.querySelector('[role="alertdialog"]')) return;
+      setDrawer(false);
+      menuBtn.current?.focus();
+    };
     window.addEventListener('keydown', onKey);
     return () => window.removeEventListener('keydown', onKey);
   }, [drawer]);
@@ -41,6 +49,7 @@ export function AppLayout() {
         </a>
         <header className="topbar">
           <button
+            ref={menuBtn}
             type="button"
             className="icon-btn menu-btn"
             aria-label="Chat history"
@@ -65,7 +74,7 @@ export function AppLayout() {
             Log out
           </button>
         </header>
-        <aside id="sidebar" className="sidebar">
+        <aside id="sidebar" className="sidebar" ref={sidebar}>
           <Sidebar onNavigate={() => setDrawer(false)} />
         </aside>
         {drawer && <div className="drawer-backdrop" onClick={() => setDrawer(false)} aria-hidden="true" />}
