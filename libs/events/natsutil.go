@@ -32,7 +32,8 @@ func RequestID(ctx context.Context) string {
 
 // Connect opens a NATS connection that never gives up: it retries the first connect and
 // reconnects forever, so a NATS restart never needs a service restart. Each service gets
-// its own inbox prefix so that NATS permissions can keep replies private.
+// its own inbox prefix so that NATS permissions can keep replies private. For TLS pass
+// NATSTLS.Options() (or use a tls:// URL to verify against the system roots).
 func Connect(url, name string, log *slog.Logger, opts ...nats.Option) (*nats.Conn, error) {
 	base := []nats.Option{
 		nats.Name(name),
@@ -58,7 +59,8 @@ func Connect(url, name string, log *slog.Logger, opts ...nats.Option) (*nats.Con
 	}
 	nc, err := nats.Connect(url, append(base, opts...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats at %s: %w", url, err)
+		// Never the URL as given: it may carry the service's NATS password.
+		return nil, fmt.Errorf("connect to nats at %s: %w", RedactURL(url), err)
 	}
 	return nc, nil
 }
