@@ -335,7 +335,13 @@ export class ChatSession extends Store<ChatState> {
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    nextFrame(() => this.flush());
+    // Re-rendering Markdown costs more as an answer grows: long answers update a few
+    // times a second instead of every frame, so typing and scrolling stay smooth.
+    let longest = 0;
+    for (const id of this.dirty) longest = Math.max(longest, this.lives.get(id)?.message.content.length ?? 0);
+    const delay = longest > 20_000 ? 250 : longest > 5_000 ? 100 : 0;
+    if (delay) setTimeout(() => nextFrame(() => this.flush()), delay);
+    else nextFrame(() => this.flush());
   }
 
   /** Moves the buffered stream state into the rendered state, at most once per frame. */
