@@ -31,6 +31,8 @@ var (
 	ErrRefreshUsed = errors.New("refresh token already used")
 	// ErrSessionEnded is returned by Store.RotateRefresh when the session was revoked.
 	ErrSessionEnded = errors.New("session ended")
+	// ErrUnavailable means the database cannot be reached for now; the client may retry.
+	ErrUnavailable = errors.New("unavailable")
 )
 
 // ValidationError names the input field that is wrong and says why, in words a person

@@ -7,8 +7,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -27,7 +29,10 @@ func New(db *sql.DB) *Store { return &Store{db: db} }
 
 var _ app.Store = (*Store)(nil)
 
-const errDuplicate = 1062
+const (
+	errDuplicate      = 1062
+	errServerShutdown = 1053 // ER_SERVER_SHUTDOWN: the server is going down under the query
+)
 
 // epoch fills the time columns of a placeholder throttle row.
 var epoch = time.Unix(0, 0).UTC()
@@ -47,6 +52,23 @@ func dupKey(err error) error {
 	return nil
 }
 
+// mapErr marks errors that mean the database cannot be reached (connection refused or
+// lost, network timeouts, the request's deadline passing while waiting for it) as
+// app.ErrUnavailable, keeping the original in the chain; others are returned as is.
+func mapErr(err error) error {
+	var me *mysql.MySQLError
+	var ne net.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn),
+		errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne),
+		errors.As(err, &me) && me.Number == errServerShutdown:
+		return fmt.Errorf("%w: database: %w", app.ErrUnavailable, err)
+	}
+	return err
+}
+
 // UsersTaken reports whether username or email is used; the column collation
 // (utf8mb4_unicode_ci) makes the comparison case-insensitive.
 func (s *Store) UsersTaken(ctx context.Context, username, email string) (bool, bool, error) {
@@ -54,20 +76,20 @@ func (s *Store) UsersTaken(ctx context.Context, username, email string) (bool, b
 		`SELECT username = ?, email = ? FROM users WHERE username = ? OR email = ? LIMIT 2`,
 		username, email, username, email)
 	if err != nil {
-		return false, false, fmt.Errorf("query users: %w", err)
+		return false, false, fmt.Errorf("query users: %w", mapErr(err))
 	}
 	defer rows.Close()
 	var userTaken, emailTaken bool
 	for rows.Next() {
 		var u, e bool
 		if err := rows.Scan(&u, &e); err != nil {
-			return false, false, fmt.Errorf("scan users: %w", err)
+			return false, false, fmt.Errorf("scan users: %w", mapErr(err))
 		}
 		userTaken = userTaken || u
 		emailTaken = emailTaken || e
 	}
 	if err := rows.Err(); err != nil {
-		return false, false, fmt.Errorf("read users: %w", err)
+		return false, false, fmt.Errorf("read users: %w", mapErr(err))
 	}
 	return userTaken, emailTaken, nil
 }
@@ -82,7 +104,7 @@ func (s *Store) CreateUser(ctx context.Context, u app.User, passwordHash string)
 		if de := dupKey(err); de != nil {
 			return de
 		}
-		return fmt.Errorf("insert user: %w", err)
+		return fmt.Errorf("insert user: %w", mapErr(err))
 	}
 	return nil
 }
@@ -96,7 +118,7 @@ func scanUser(row interface{ Scan(...any) error }, extra ...any) (app.User, erro
 		if errors.Is(err, sql.ErrNoRows) {
 			return app.User{}, app.ErrNotFound
 		}
-		return app.User{}, fmt.Errorf("scan user: %w", err)
+		return app.User{}, fmt.Errorf("scan user: %w", mapErr(err))
 	}
 	u.CreatedAt = u.CreatedAt.UTC()
 	return u, nil
@@ -126,7 +148,7 @@ func (s *Store) UserByID(ctx context.Context, id string) (app.User, error) {
 // UpdatePasswordHash replaces a user's password hash.
 func (s *Store) UpdatePasswordHash(ctx context.Context, userID, passwordHash string) error {
 	if _, err := s.db.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, passwordHash, userID); err != nil {
-		return fmt.Errorf("update password hash: %w", err)
+		return fmt.Errorf("update password hash: %w", mapErr(err))
 	}
 	return nil
 }
@@ -148,7 +170,7 @@ func readThrottle(ctx context.Context, q querier, key []byte, lock bool) (app.Th
 		return app.ThrottleState{}, nil
 	}
 	if err != nil {
-		return app.ThrottleState{}, fmt.Errorf("read login throttle: %w", err)
+		return app.ThrottleState{}, fmt.Errorf("read login throttle: %w", mapErr(err))
 	}
 	if blocked.Valid {
 		t.BlockedUntil = blocked.Time.UTC()
@@ -170,7 +192,7 @@ func (s *Store) UpdateLoginThrottle(ctx context.Context, key []byte, fn func(app
 		if _, err := tx.ExecContext(ctx,
 			`INSERT IGNORE INTO login_throttle (account_key, failures, window_start, window_failures, updated_at)
 			 VALUES (?, 0, ?, 0, ?)`, key, epoch, epoch); err != nil {
-			return fmt.Errorf("insert login throttle: %w", err)
+			return fmt.Errorf("insert login throttle: %w", mapErr(err))
 		}
 		cur, err := readThrottle(ctx, tx, key, true)
 		if err != nil {
@@ -188,7 +210,7 @@ func (s *Store) UpdateLoginThrottle(ctx context.Context, key []byte, fn func(app
 			`UPDATE login_throttle SET failures = ?, window_start = ?, window_failures = ?, blocked_until = ?, updated_at = ?
 			 WHERE account_key = ?`,
 			out.Failures, out.WindowStart, out.WindowFailures, blocked, out.UpdatedAt, key); err != nil {
-			return fmt.Errorf("update login throttle: %w", err)
+			return fmt.Errorf("update login throttle: %w", mapErr(err))
 		}
 		return nil
 	})
@@ -198,7 +220,7 @@ func (s *Store) UpdateLoginThrottle(ctx context.Context, key []byte, fn func(app
 // ClearLoginThrottle forgets key's failures.
 func (s *Store) ClearLoginThrottle(ctx context.Context, key []byte) error {
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM login_throttle WHERE account_key = ?`, key); err != nil {
-		return fmt.Errorf("delete login throttle: %w", err)
+		return fmt.Errorf("delete login throttle: %w", mapErr(err))
 	}
 	return nil
 }
@@ -206,14 +228,14 @@ func (s *Store) ClearLoginThrottle(ctx context.Context, key []byte) error {
 func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return fmt.Errorf("begin: %w", mapErr(err))
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return fmt.Errorf("commit: %w", mapErr(err))
 	}
 	return nil
 }
@@ -225,12 +247,12 @@ func (s *Store) CreateSession(ctx context.Context, sess app.Session, refreshHash
 			`INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, client_ip, refresh_secret)
 			 VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			sess.ID, sess.UserID, sess.CreatedAt, sess.LastUsedAt, sess.ExpiresAt, sess.ClientIP, sess.RefreshSecret); err != nil {
-			return fmt.Errorf("insert session: %w", err)
+			return fmt.Errorf("insert session: %w", mapErr(err))
 		}
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES (?, ?, ?)`,
 			refreshHash, sess.ID, sess.CreatedAt); err != nil {
-			return fmt.Errorf("insert refresh token: %w", err)
+			return fmt.Errorf("insert refresh token: %w", mapErr(err))
 		}
 		return nil
 	})
@@ -252,7 +274,7 @@ func (s *Store) RefreshToken(ctx context.Context, tokenHash []byte) (app.Refresh
 		return app.RefreshRecord{}, app.ErrNotFound
 	}
 	if err != nil {
-		return app.RefreshRecord{}, fmt.Errorf("read refresh token: %w", err)
+		return app.RefreshRecord{}, fmt.Errorf("read refresh token: %w", mapErr(err))
 	}
 	if used.Valid {
 		t := used.Time.UTC()
@@ -277,10 +299,10 @@ func (s *Store) RotateRefresh(ctx context.Context, sessionID string, oldHash, ne
 		res, err := tx.ExecContext(ctx,
 			`UPDATE sessions SET last_used_at = ? WHERE id = ? AND revoked_at IS NULL`, now, sessionID)
 		if err != nil {
-			return fmt.Errorf("touch session: %w", err)
+			return fmt.Errorf("touch session: %w", mapErr(err))
 		}
 		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("touch session: %w", err)
+			return fmt.Errorf("touch session: %w", mapErr(err))
 		} else if n == 0 {
 			return app.ErrSessionEnded
 		}
@@ -288,17 +310,17 @@ func (s *Store) RotateRefresh(ctx context.Context, sessionID string, oldHash, ne
 			`UPDATE refresh_tokens SET used_at = ?, successor_hash = ? WHERE token_hash = ? AND used_at IS NULL`,
 			now, newHash, oldHash)
 		if err != nil {
-			return fmt.Errorf("mark refresh token used: %w", err)
+			return fmt.Errorf("mark refresh token used: %w", mapErr(err))
 		}
 		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("mark refresh token used: %w", err)
+			return fmt.Errorf("mark refresh token used: %w", mapErr(err))
 		} else if n == 0 {
 			return app.ErrRefreshUsed
 		}
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES (?, ?, ?)`,
 			newHash, sessionID, now); err != nil {
-			return fmt.Errorf("insert refresh token: %w", err)
+			return fmt.Errorf("insert refresh token: %w", mapErr(err))
 		}
 		return nil
 	})
@@ -308,7 +330,7 @@ func (s *Store) RotateRefresh(ctx context.Context, sessionID string, oldHash, ne
 func (s *Store) TouchSession(ctx context.Context, sessionID string, now time.Time) error {
 	if _, err := s.db.ExecContext(ctx,
 		`UPDATE sessions SET last_used_at = GREATEST(last_used_at, ?) WHERE id = ?`, now, sessionID); err != nil {
-		return fmt.Errorf("touch session: %w", err)
+		return fmt.Errorf("touch session: %w", mapErr(err))
 	}
 	return nil
 }
@@ -322,11 +344,11 @@ func (s *Store) RevokeSession(ctx context.Context, userID, sessionID string, now
 			if errors.Is(err, sql.ErrNoRows) {
 				return app.ErrNotFound
 			}
-			return fmt.Errorf("find session: %w", err)
+			return fmt.Errorf("find session: %w", mapErr(err))
 		}
 		if _, err := tx.ExecContext(ctx,
 			`UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, now, sessionID); err != nil {
-			return fmt.Errorf("revoke session: %w", err)
+			return fmt.Errorf("revoke session: %w", mapErr(err))
 		}
 		return nil
 	})
@@ -339,11 +361,11 @@ func (s *Store) RevokeUserSessions(ctx context.Context, userID string, now time.
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx,
 			`UPDATE users SET tokens_not_before = ? WHERE id = ?`, now, userID); err != nil {
-			return fmt.Errorf("set tokens_not_before: %w", err)
+			return fmt.Errorf("set tokens_not_before: %w", mapErr(err))
 		}
 		if _, err := tx.ExecContext(ctx,
 			`UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, now, userID); err != nil {
-			return fmt.Errorf("revoke sessions: %w", err)
+			return fmt.Errorf("revoke sessions: %w", mapErr(err))
 		}
 		return nil
 	})
@@ -354,13 +376,13 @@ func (s *Store) RevokeUserSessions(ctx context.Context, userID string, now time.
 func (s *Store) WithKeyLock(ctx context.Context, fn func(context.Context) error) error {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("get connection: %w", err)
+		return fmt.Errorf("get connection: %w", mapErr(err))
 	}
 	defer conn.Close()
 	var got sql.NullInt64
 	if err := conn.QueryRowContext(ctx,
 		`SELECT GET_LOCK(CONCAT('parley_auth_keys.', DATABASE()), 30)`).Scan(&got); err != nil {
-		return fmt.Errorf("take signing-key lock: %w", err)
+		return fmt.Errorf("take signing-key lock: %w", mapErr(err))
 	}
 	if !got.Valid || got.Int64 != 1 {
 		return errors.New("take signing-key lock: timed out")
@@ -382,7 +404,7 @@ func scanKey(row interface{ Scan(...any) error }) (app.SigningKey, error) {
 		if errors.Is(err, sql.ErrNoRows) {
 			return app.SigningKey{}, app.ErrNotFound
 		}
-		return app.SigningKey{}, fmt.Errorf("scan signing key: %w", err)
+		return app.SigningKey{}, fmt.Errorf("scan signing key: %w", mapErr(err))
 	}
 	if len(priv) != ed25519.PrivateKeySize {
 		return app.SigningKey{}, fmt.Errorf("signing key %s has %d bytes", k.KID, len(priv))
@@ -409,11 +431,11 @@ func (s *Store) AddKey(ctx context.Context, k app.SigningKey) error {
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO signing_keys (kid, private_key, created_at) VALUES (?, ?, ?)`,
 			k.KID, []byte(k.Private), k.CreatedAt); err != nil {
-			return fmt.Errorf("insert signing key: %w", err)
+			return fmt.Errorf("insert signing key: %w", mapErr(err))
 		}
 		if _, err := tx.ExecContext(ctx,
 			`UPDATE signing_keys SET retired_at = ? WHERE kid <> ? AND retired_at IS NULL`, k.CreatedAt, k.KID); err != nil {
-			return fmt.Errorf("retire signing keys: %w", err)
+			return fmt.Errorf("retire signing keys: %w", mapErr(err))
 		}
 		return nil
 	})
@@ -425,7 +447,7 @@ func (s *Store) VerificationKeys(ctx context.Context, retiredAfter time.Time) ([
 		`SELECT kid, private_key, created_at, retired_at FROM signing_keys
 		 WHERE retired_at IS NULL OR retired_at > ? ORDER BY created_at DESC, kid DESC`, retiredAfter)
 	if err != nil {
-		return nil, fmt.Errorf("query signing keys: %w", err)
+		return nil, fmt.Errorf("query signing keys: %w", mapErr(err))
 	}
 	defer rows.Close()
 	var keys []app.SigningKey
@@ -437,7 +459,7 @@ func (s *Store) VerificationKeys(ctx context.Context, retiredAfter time.Time) ([
 		keys = append(keys, k)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read signing keys: %w", err)
+		return nil, fmt.Errorf("read signing keys: %w", mapErr(err))
 	}
 	return keys, nil
 }
@@ -451,29 +473,29 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time) error {
 			`DELETE t FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
 			 WHERE s.expires_at < ? OR s.revoked_at < ?`, before, before)
 		if err != nil {
-			return fmt.Errorf("delete refresh tokens: %w", err)
+			return fmt.Errorf("delete refresh tokens: %w", mapErr(err))
 		}
 		if _, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("delete refresh tokens: %w", err)
+			return fmt.Errorf("delete refresh tokens: %w", mapErr(err))
 		}
 		res, err = s.db.ExecContext(ctx,
 			`DELETE FROM sessions WHERE expires_at < ? OR revoked_at < ? LIMIT 1000`, before, before)
 		if err != nil {
-			return fmt.Errorf("delete sessions: %w", err)
+			return fmt.Errorf("delete sessions: %w", mapErr(err))
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return fmt.Errorf("delete sessions: %w", err)
+			return fmt.Errorf("delete sessions: %w", mapErr(err))
 		}
 		if n < 1000 {
 			break
 		}
 	}
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM login_throttle WHERE updated_at < ? LIMIT 10000`, before); err != nil {
-		return fmt.Errorf("delete throttle rows: %w", err)
+		return fmt.Errorf("delete throttle rows: %w", mapErr(err))
 	}
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM signing_keys WHERE retired_at < ?`, before); err != nil {
-		return fmt.Errorf("delete retired keys: %w", err)
+		return fmt.Errorf("delete retired keys: %w", mapErr(err))
 	}
 	return nil
 }

@@ -165,6 +165,8 @@ func toEventsError(err error) error {
 		return events.ErrUnauthenticated
 	case errors.Is(err, app.ErrNotFound):
 		return events.ErrNotFound
+	case errors.Is(err, app.ErrUnavailable):
+		return events.ErrUnavailable
 	}
 	return err
 }
