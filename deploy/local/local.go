@@ -36,6 +36,10 @@ type Config struct {
 	NATSPort int `envconfig:"PARLEY_NATS_PORT" default:"4222"`
 	// NATSConfig is an optional nats-server config file (users and permissions).
 	NATSConfig string `envconfig:"PARLEY_NATS_CONFIG"`
+	// NATSSecure starts the embedded server with the users and permissions of
+	// PARLEY_NATS_CONFIG (default deploy/nats/nats.conf, the compose file) and connects
+	// each service as its own user, with random passwords kept in the data directory.
+	NATSSecure bool `envconfig:"PARLEY_NATS_SECURE" default:"false"`
 	// DBHost, when set, uses an existing MySQL/MariaDB server instead of the private one.
 	DBHost string `envconfig:"DB_HOST"`
 }
@@ -67,13 +71,26 @@ func Run(ctx context.Context, cfg Config, svc Configs, log *slog.Logger) error {
 		return fmt.Errorf("create data directory: %w", err)
 	}
 	natsURL := cfg.NATSURL
+	// passwords are the per-service NATS passwords with PARLEY_NATS_SECURE.
+	var passwords map[string]string
 	if natsURL == "" {
 		port := cfg.NATSPort
 		if port != 0 && !portFree(port) {
 			log.Warn("nats port busy, using a free one", "port", port)
 			port = 0
 		}
-		ns, err := natsserver.Start(natsserver.Options{Port: port, StoreDir: filepath.Join(cfg.DataDir, "nats"), ConfigFile: cfg.NATSConfig})
+		confFile := cfg.NATSConfig
+		if cfg.NATSSecure {
+			src := cfg.NATSConfig
+			if src == "" {
+				src = filepath.Join("deploy", "nats", "nats.conf")
+			}
+			var err error
+			if confFile, passwords, err = secureNATS(src, cfg.DataDir); err != nil {
+				return err
+			}
+		}
+		ns, err := natsserver.Start(natsserver.Options{Port: port, StoreDir: filepath.Join(cfg.DataDir, "nats"), ConfigFile: confFile})
 		if err != nil {
 			return err
 		}
@@ -83,7 +100,7 @@ func Run(ctx context.Context, cfg Config, svc Configs, log *slog.Logger) error {
 			log.Info("nats stopped")
 		}()
 		natsURL = ns.ClientURL()
-		log.Info("nats started", "url", natsURL, "store", filepath.Join(cfg.DataDir, "nats"))
+		log.Info("nats started", "url", natsURL, "store", filepath.Join(cfg.DataDir, "nats"), "per_service_users", passwords != nil)
 	}
 	if cfg.DBHost == "" {
 		srv, err := mariadb.Start(ctx, filepath.Join(cfg.DataDir, "mysql"), log)
@@ -107,6 +124,12 @@ func Run(ctx context.Context, cfg Config, svc Configs, log *slog.Logger) error {
 		}
 	}
 	svc.Auth.NATSURL, svc.Chat.NATSURL, svc.Inference.NATSURL, svc.Gateway.NATSURL = natsURL, natsURL, natsURL, natsURL
+	if passwords != nil {
+		svc.Auth.NATSURL = withUser(natsURL, "auth", passwords["auth"])
+		svc.Chat.NATSURL = withUser(natsURL, "chat", passwords["chat"])
+		svc.Inference.NATSURL = withUser(natsURL, "inference", passwords["inference"])
+		svc.Gateway.NATSURL = withUser(natsURL, "gateway", passwords["gateway"])
+	}
 
 	ln, err := net.Listen("tcp", svc.Gateway.Addr)
 	if err != nil {
