@@ -5,7 +5,7 @@ export GOFLAGS := -buildvcs=false
 
 # Every Go module of the workspace, as package patterns (./libs/events/... etc.).
 GO_PKGS = $(shell go list -m -f '{{.Dir}}/...' | sed "s|^$(CURDIR)|.|")
-WEB_SRC := $(shell find web/src web/index.html web/package.json web/vite.config.ts -type f 2>/dev/null)
+WEB_SRC := $(shell find web/src web/public web/index.html web/package.json web/package-lock.json web/vite.config.ts -type f 2>/dev/null)
 
 .PHONY: run build web test test-go test-web test-browser bench lint fmt clean
 
@@ -25,7 +25,7 @@ web: web/dist/index.html
 
 web/dist/index.html: $(WEB_SRC)
 	@if ! command -v npm >/dev/null; then echo "npm not found: the API runs, the web app is not built (install Node.js 20+ and npm)"; exit 0; fi; \
-	if [ -f web/package.json ]; then cd web && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build; fi
+	if [ -f web/package.json ]; then cd web && { [ -d node_modules ] && [ ! package-lock.json -nt node_modules/.package-lock.json ] || npm ci --no-audit --no-fund; } && npm run build; fi
 
 ## test: every test, with a private MariaDB, embedded NATS and headless Chromium started here.
 test:
