@@ -1,10 +1,16 @@
 package security_test
 
-import "testing"
+import (
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/services/gateway"
+)
 
 // TestSecurity runs the security drills against one running product, one after another.
 func TestSecurity(t *testing.T) {
-	s := newStack(t, stackOptions{})
+	s := newStack(t, stackOptions{gatewayCfg: func(c *gateway.Config) { c.KeepAlive = 2 * time.Second }})
+	long := startLongStream(t, s, 35*time.Second)
 	t.Run("product works under NATS least privilege", func(t *testing.T) { testProductUnderPermissions(t, s) })
 	t.Run("NATS permissions", func(t *testing.T) { testNATSPermissions(t, s) })
 	t.Run("MySQL least privilege", func(t *testing.T) { testMySQLLeastPrivilege(t, s) })
@@ -19,4 +25,5 @@ func TestSecurity(t *testing.T) {
 	t.Run("bad input", func(t *testing.T) { testBadInput(t, s) })
 	// Last: it searches the logs and answers of everything above.
 	t.Run("no secrets in logs or answers", func(t *testing.T) { testSecrets(t, s) })
+	t.Run("SSE outlives the write timeout", long.check)
 }
