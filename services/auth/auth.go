@@ -32,8 +32,8 @@ type Config struct {
 	// RequestTimeout bounds the work of one request (including a wait for a hashing slot).
 	RequestTimeout time.Duration `envconfig:"AUTH_REQUEST_TIMEOUT" default:"5s"`
 
-	AccessTokenTTL         time.Duration `envconfig:"AUTH_ACCESS_TOKEN_TTL" default:"15m"`
-	SessionIdleTimeout     time.Duration `envconfig:"AUTH_SESSION_IDLE_TIMEOUT" default:"1h"`
+	AccessTokenTTL         time.Duration `envconfig:"AUTH_ACCESS_TOKEN_TTL" default:"10m"`
+	SessionIdleTimeout     time.Duration `envconfig:"AUTH_SESSION_IDLE_TIMEOUT" default:"30m"`
 	SessionAbsoluteTimeout time.Duration `envconfig:"AUTH_SESSION_ABSOLUTE_TIMEOUT" default:"12h"`
 	// RefreshReuseGrace is how long a used refresh token still answers its successor.
 	RefreshReuseGrace time.Duration `envconfig:"AUTH_REFRESH_REUSE_GRACE" default:"10s"`
