@@ -30,6 +30,8 @@ import (
 type Config struct {
 	// NATSURL is the NATS server to use.
 	NATSURL string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222"`
+	// NATSTLS is NATS_TLS_CA, NATS_TLS_CERT and NATS_TLS_KEY (TLS to NATS; see events.NATSTLS).
+	NATSTLS events.NATSTLS
 	// Addr is where HTTP is served (ignored when Deps.Listener is set).
 	Addr string `envconfig:"GATEWAY_ADDR" default:":8080"`
 	// WebDir holds the built SPA (index.html and assets/).
@@ -116,7 +118,11 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	}
 	defer ln.Close()
 
-	nc, err := events.Connect(cfg.NATSURL, "gateway", log)
+	natsTLS, err := cfg.NATSTLS.Options()
+	if err != nil {
+		return err
+	}
+	nc, err := events.Connect(cfg.NATSURL, "gateway", log, natsTLS...)
 	if err != nil {
 		return err
 	}
