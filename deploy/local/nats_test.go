@@ -47,3 +47,21 @@ func TestSecureNATS(t *testing.T) {
 		t.Error("connected as gateway with chat's password")
 	}
 }
+
+func TestNATSTLSFromEnvironment(t *testing.T) {
+	t.Setenv("NATS_TLS_CA", "/etc/parley/nats-ca.pem")
+	t.Setenv("NATS_TLS_CERT", "/etc/parley/nats.pem")
+	t.Setenv("NATS_TLS_KEY", "/etc/parley/nats-key.pem")
+	_, svc, err := LoadConfigs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string]string{"auth": svc.Auth.NATSTLS.CA, "gateway": svc.Gateway.NATSTLS.CA} {
+		if got != "/etc/parley/nats-ca.pem" {
+			t.Errorf("%s NATSTLS.CA = %q", name, got)
+		}
+	}
+	if svc.Auth.NATSTLS.Key != "/etc/parley/nats-key.pem" {
+		t.Errorf("auth NATSTLS = %+v", svc.Auth.NATSTLS)
+	}
+}

@@ -26,7 +26,9 @@ import (
 
 // Config is the auth service's configuration, read from the environment.
 type Config struct {
-	NATSURL string    `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222"`
+	NATSURL string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222"`
+	// NATSTLS is NATS_TLS_CA, NATS_TLS_CERT and NATS_TLS_KEY (TLS to NATS; see events.NATSTLS).
+	NATSTLS events.NATSTLS
 	DB      db.Config // DB_USERNAME, DB_PASSWORD, DB_HOST, DB_PORT, DB_NAME, DB_TLS, DB_MAX_OPEN_CONNS
 
 	// RequestTimeout bounds the work of one request (including a wait for a hashing slot).
@@ -98,7 +100,11 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		return err
 	}
 
-	nc, err := events.Connect(cfg.NATSURL, events.AuthService, log)
+	natsTLS, err := cfg.NATSTLS.Options()
+	if err != nil {
+		return err
+	}
+	nc, err := events.Connect(cfg.NATSURL, events.AuthService, log, natsTLS...)
 	if err != nil {
 		return err
 	}

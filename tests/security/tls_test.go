@@ -1,7 +1,9 @@
 package security_test
 
 import (
+	"context"
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -10,7 +12,10 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/parley-chat/parley/db"
+	"github.com/parley-chat/parley/libs/devstack/testdb"
 	"github.com/parley-chat/parley/libs/events"
+	"github.com/parley-chat/parley/services/auth"
 	"github.com/parley-chat/parley/tests/security/internal/testcerts"
 )
 
@@ -77,4 +82,36 @@ func TestNATSTLS(t *testing.T) {
 	if _, err := (events.NATSTLS{Cert: certs.ClientCert}).Options(); err == nil {
 		t.Error("a certificate without its key was accepted")
 	}
+	nc.Close()
+
+	// A service configured with NATS_TLS_CA/CERT/KEY (auth here) connects over mutual TLS.
+	d := testdb.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- auth.Run(ctx, auth.Config{
+			NATSURL: url, NATSTLS: events.NATSTLS{CA: certs.CA, Cert: certs.ClientCert, Key: certs.ClientKey},
+			DB:             db.Config{Username: d.User, Password: d.Password, Host: d.Host, Port: d.Port, Name: d.Name, MaxOpen: 4},
+			RequestTimeout: 5 * time.Second, AccessTokenTTL: 10 * time.Minute, SessionIdleTimeout: 30 * time.Minute,
+			SessionAbsoluteTimeout: time.Hour, Argon2MemoryKiB: 1024, Argon2Time: 1, Argon2Threads: 1, HashQueue: 4,
+		}, auth.Deps{Logger: slog.New(slog.DiscardHandler)})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("auth.Run: %v", err)
+		}
+	}()
+	eventually(t, 15*time.Second, "auth connected over mutual TLS", func() error {
+		cz, err := ns.Connz(&server.ConnzOptions{Username: true})
+		if err != nil {
+			return err
+		}
+		for _, c := range cz.Conns {
+			if c.Name == "auth" && c.AuthorizedUser == "auth" && c.TLSVersion != "" && len(c.TLSPeerCerts) > 0 {
+				return nil
+			}
+		}
+		return fmt.Errorf("no auth connection with a client certificate among %d", len(cz.Conns))
+	})
 }
