@@ -12,25 +12,24 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/parley-chat/parley/libs/events"
-	"github.com/parley-chat/parley/tests/internal/e2e"
 )
 
 // TestConversations runs every scenario against one running product; each scenario
 // has users of its own.
 func TestConversations(t *testing.T) {
-	s, server := newStack(t)
+	s := newStack(t)
 	t.Run("list", func(t *testing.T) { testList(t, s) })
 	t.Run("search", func(t *testing.T) { testSearch(t, s) })
 	t.Run("rename", func(t *testing.T) { testRename(t, s) })
 	t.Run("delete", func(t *testing.T) { testDelete(t, s) })
 	t.Run("export", func(t *testing.T) { testExport(t, s) })
 	t.Run("titles", func(t *testing.T) { testTitles(t, s) })
-	t.Run("models", func(t *testing.T) { testModels(t, s, server) })
+	t.Run("models", func(t *testing.T) { testModels(t, s) })
 	t.Run("system prompt", func(t *testing.T) { testSystemPrompt(t, s) })
 	t.Run("context window", func(t *testing.T) { testContextWindow(t, s) })
 }
 
-func testList(t *testing.T, s *e2e.Stack) {
+func testList(t *testing.T, s *env) {
 	ann := s.User("list_ann").WithT(t)
 	bob := s.User("list_bob").WithT(t)
 	var chats []events.Chat
@@ -65,7 +64,7 @@ func testList(t *testing.T, s *e2e.Stack) {
 	}
 }
 
-func testSearch(t *testing.T, s *e2e.Stack) {
+func testSearch(t *testing.T, s *env) {
 	ann := s.User("search_ann").WithT(t)
 	bob := s.User("search_bob").WithT(t)
 
@@ -122,7 +121,7 @@ func testSearch(t *testing.T, s *e2e.Stack) {
 	}
 }
 
-func testRename(t *testing.T, s *e2e.Stack) {
+func testRename(t *testing.T, s *env) {
 	ann := s.User("rename_ann").WithT(t)
 	bob := s.User("rename_bob").WithT(t)
 	c := createChat(t, ann, map[string]any{})
@@ -155,7 +154,7 @@ func testRename(t *testing.T, s *e2e.Stack) {
 	}
 }
 
-func testDelete(t *testing.T, s *e2e.Stack) {
+func testDelete(t *testing.T, s *env) {
 	ann := s.User("delete_ann").WithT(t)
 	bob := s.User("delete_bob").WithT(t)
 	keep := createChat(t, ann, map[string]any{"title": "Keep me"})
@@ -198,7 +197,7 @@ func testDelete(t *testing.T, s *e2e.Stack) {
 	}
 }
 
-func testExport(t *testing.T, s *e2e.Stack) {
+func testExport(t *testing.T, s *env) {
 	ann := s.User("export_ann").WithT(t)
 	bob := s.User("export_bob").WithT(t)
 	c := createChat(t, ann, map[string]any{"title": "Export: me & you"})

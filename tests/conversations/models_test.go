@@ -45,7 +45,7 @@ func allModels(t *testing.T, c *e2e.Client) []events.Model {
 	})
 }
 
-func testModels(t *testing.T, s *e2e.Stack, server *fakehf.Server) {
+func testModels(t *testing.T, s *env) {
 	ann := s.User("models_ann").WithT(t)
 
 	got := allModels(t, ann)
@@ -86,7 +86,7 @@ func testModels(t *testing.T, s *e2e.Stack, server *fakehf.Server) {
 		t.Fatalf("chat model %q", c.Model)
 	}
 	// Changing the model while an answer is pending applies to the next answer.
-	s.HF.Enqueue(modelNemo, fakehf.Step{Delay: 700 * time.Millisecond})
+	s.hf.Enqueue(modelNemo, fakehf.Step{Delay: 700 * time.Millisecond})
 	sent := ann.Send(c.ID, "first on nemo")
 	var rep events.ChatReply
 	ann.Call("PATCH", "/api/chats/"+c.ID, map[string]any{"model": modelServer}, http.StatusOK, &rep)
@@ -97,10 +97,10 @@ func testModels(t *testing.T, s *e2e.Stack, server *fakehf.Server) {
 	a1 := ann.Message(c.ID, sent.AssistantMessage.ID)
 	a2 := ask(t, ann, c.ID, "second on the server")
 
-	if r := requestFor(t, s.HF, "first on nemo"); r.Model != modelNemo {
+	if r := requestFor(t, s.hf, "first on nemo"); r.Model != modelNemo {
 		t.Errorf("first answer asked of %q", r.Model)
 	}
-	r := requestFor(t, server, "second on the server")
+	r := requestFor(t, s.server, "second on the server")
 	if r.Model != modelServer || len(r.Messages) != 3 {
 		t.Errorf("second answer asked of %q with %d messages (want the whole chat: 3)", r.Model, len(r.Messages))
 	}
@@ -133,7 +133,7 @@ func testModels(t *testing.T, s *e2e.Stack, server *fakehf.Server) {
 	}
 }
 
-func testSystemPrompt(t *testing.T, s *e2e.Stack) {
+func testSystemPrompt(t *testing.T, s *env) {
 	ann := s.User("prompt_ann").WithT(t)
 	c := createChat(t, ann, map[string]any{"system_prompt": "  You are a pirate.  "})
 	if c.SystemPrompt != "You are a pirate." {
@@ -142,7 +142,7 @@ func testSystemPrompt(t *testing.T, s *e2e.Stack) {
 	check := func(content, system string) {
 		t.Helper()
 		ask(t, ann, c.ID, content)
-		r := requestFor(t, s.HF, content)
+		r := requestFor(t, s.hf, content)
 		var first fakehf.Message
 		if len(r.Messages) > 0 {
 			first = r.Messages[0]
@@ -192,7 +192,7 @@ func testSystemPrompt(t *testing.T, s *e2e.Stack) {
 	}
 }
 
-func testContextWindow(t *testing.T, s *e2e.Stack) {
+func testContextWindow(t *testing.T, s *env) {
 	ann := s.User("context_ann").WithT(t)
 	allModels(t, ann)
 	const system = "Be brief."
@@ -206,7 +206,7 @@ func testContextWindow(t *testing.T, s *e2e.Stack) {
 		}
 	}
 	history := ann.Messages(c.ID)
-	r := requestFor(t, s.HF, asked[3])
+	r := requestFor(t, s.hf, asked[3])
 	msgs := r.Messages
 	if len(msgs) < 2 || msgs[0].Role != events.RoleSystem || msgs[0].Content != system {
 		t.Fatalf("the system prompt is not first: %+v", msgs)
@@ -241,7 +241,7 @@ func testContextWindow(t *testing.T, s *e2e.Stack) {
 	if msg := a.Final.Error.Message; !strings.Contains(msg, "too long") || !strings.Contains(msg, "shorten") {
 		t.Errorf("error message %q does not say what to do", msg)
 	}
-	for _, req := range s.HF.ChatRequests() {
+	for _, req := range s.hf.ChatRequests() {
 		if req.Chat.LastUser() == strings.Repeat("x", 3000) {
 			t.Error("the over-long message was sent to the model")
 		}

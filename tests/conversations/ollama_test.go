@@ -166,7 +166,7 @@ func TestDemoModel(t *testing.T) {
 		t.Errorf("demo answer %+v", a)
 	}
 	e2e.Eventually(t, 10*time.Second, "title job done", func() error {
-		if due, n := titleState(t, s, c.ID); due || n != 1 {
+		if due, n := titleState(t, s.SQL, c.ID); due || n != 1 {
 			return fmt.Errorf("due %v, attempts %d", due, n)
 		}
 		return nil

@@ -56,21 +56,30 @@ func reply(req fakehf.ChatRequest) string {
 	return fakehf.DefaultReply(req)
 }
 
+// env is the running product with its fake model servers: hf (HF_CHAT_BASE_URL, our
+// own, so that title requests can be scripted too) and server (OPENAI_BASE_URL).
+type env struct {
+	*e2e.Stack
+	hf, server *fakehf.Server
+}
+
 // newStack runs the product with HF models (one with a tiny context window) and an
 // OpenAI-compatible server whose models are discovered.
-func newStack(t *testing.T) (*e2e.Stack, *fakehf.Server) {
+func newStack(t *testing.T) *env {
 	t.Helper()
 	models := append(fakehf.DefaultModels(), fakehf.Model{ID: modelTiny, ContextLength: tinyContext, Provider: "test"})
+	hf := fakehf.New(fakehf.Options{Models: models, Reply: reply})
+	t.Cleanup(hf.Close)
 	server := fakehf.New(fakehf.Options{Models: []fakehf.Model{{ID: modelServer, ContextLength: 4096, Provider: "vllm"}}})
 	t.Cleanup(server.Close)
 	s := e2e.New(t, e2e.Options{
-		HFOptions: fakehf.Options{Models: models, Reply: reply},
 		Inference: func(_ int, cfg *inference.Config) {
+			cfg.HFBaseURL, cfg.HFToken = hf.BaseURL(), hf.Token()
 			cfg.HFModels = []string{modelDefault, modelNemo, modelTitles, modelTiny}
 			cfg.OpenAIBaseURL, cfg.OpenAIKey = server.BaseURL(), server.Token()
 		},
 	})
-	return s, server
+	return &env{Stack: s, hf: hf, server: server}
 }
 
 // waitModels waits until GET /api/models satisfies ok (discovery runs in the

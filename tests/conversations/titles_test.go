@@ -1,6 +1,7 @@
 package conversations_test
 
 import (
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -42,16 +43,16 @@ func waitTitleEvent(t *testing.T, es *e2e.EventStream, provisional string) event
 }
 
 // titleState reads the titler's columns of a chat.
-func titleState(t *testing.T, s *e2e.Stack, chatID string) (due bool, attempts int) {
+func titleState(t *testing.T, sqlDB *sql.DB, chatID string) (due bool, attempts int) {
 	t.Helper()
 	var at *time.Time
-	if err := s.SQL.QueryRow("SELECT title_due_at, title_attempts FROM chats WHERE id = ?", chatID).Scan(&at, &attempts); err != nil {
+	if err := sqlDB.QueryRow("SELECT title_due_at, title_attempts FROM chats WHERE id = ?", chatID).Scan(&at, &attempts); err != nil {
 		t.Fatal(err)
 	}
 	return at != nil, attempts
 }
 
-func testTitles(t *testing.T, s *e2e.Stack) {
+func testTitles(t *testing.T, s *env) {
 	ann := s.User("titles_ann").WithT(t)
 
 	t.Run("generated after the first answer and pushed", func(t *testing.T) {
@@ -72,7 +73,7 @@ func testTitles(t *testing.T, s *e2e.Stack) {
 		if got := getChat(t, ann, c.ID).Title; got != want {
 			t.Errorf("stored title %q, want %q", got, want)
 		}
-		reqs := titleRequests(s.HF, q)
+		reqs := titleRequests(s.hf, q)
 		if len(reqs) != 1 {
 			t.Fatalf("%d title requests, want 1", len(reqs))
 		}
@@ -88,13 +89,13 @@ func testTitles(t *testing.T, s *e2e.Stack) {
 		// Later answers keep the title and ask for none.
 		ask(t, ann, c.ID, "And lifetimes?")
 		time.Sleep(500 * time.Millisecond)
-		if n := len(titleRequests(s.HF, q)); n != 1 {
+		if n := len(titleRequests(s.hf, q)); n != 1 {
 			t.Errorf("%d title requests after the second answer, want 1", n)
 		}
 		if got := getChat(t, ann, c.ID).Title; got != want {
 			t.Errorf("title after the second answer %q", got)
 		}
-		if due, _ := titleState(t, s, c.ID); due {
+		if due, _ := titleState(t, s.SQL, c.ID); due {
 			t.Error("a title is still due")
 		}
 	})
@@ -102,17 +103,17 @@ func testTitles(t *testing.T, s *e2e.Stack) {
 	t.Run("the first words stand when the model fails", func(t *testing.T) {
 		c := createChat(t, ann, map[string]any{"model": modelTitles})
 		// The answer is fine; the title request is refused for good.
-		s.HF.Enqueue(modelTitles, fakehf.Step{}, fakehf.ErrorStep(http.StatusBadRequest, fakehf.BodyValidation))
+		s.hf.Enqueue(modelTitles, fakehf.Step{}, fakehf.ErrorStep(http.StatusBadRequest, fakehf.BodyValidation))
 		q := "Summarize the history of Lisbon in three short lines"
 		ask(t, ann, c.ID, q)
 		e2e.Eventually(t, 10*time.Second, "title request", func() error {
-			if len(titleRequests(s.HF, q)) == 0 {
+			if len(titleRequests(s.hf, q)) == 0 {
 				return fmt.Errorf("none yet")
 			}
 			return nil
 		})
 		e2e.Eventually(t, 10*time.Second, "title job dropped", func() error {
-			if due, n := titleState(t, s, c.ID); due || n != 1 {
+			if due, n := titleState(t, s.SQL, c.ID); due || n != 1 {
 				return fmt.Errorf("due %v after %d attempts", due, n)
 			}
 			return nil
@@ -125,7 +126,7 @@ func testTitles(t *testing.T, s *e2e.Stack) {
 	t.Run("a transient failure is tried again", func(t *testing.T) {
 		c := createChat(t, ann, map[string]any{"model": modelTitles})
 		es := ann.WithT(t).Open("/api/chats/" + c.ID + "/events")
-		s.HF.Enqueue(modelTitles, fakehf.Step{}, fakehf.ErrorStep(http.StatusServiceUnavailable, fakehf.BodyUnavailable))
+		s.hf.Enqueue(modelTitles, fakehf.Step{}, fakehf.ErrorStep(http.StatusServiceUnavailable, fakehf.BodyUnavailable))
 		q := "Why is the sky blue"
 		ask(t, ann, c.ID, q)
 		// The first title request failed (503 is retried by the provider client, then
@@ -138,7 +139,7 @@ func testTitles(t *testing.T, s *e2e.Stack) {
 
 	t.Run("a title the user chose is kept", func(t *testing.T) {
 		c := createChat(t, ann, map[string]any{"model": modelNemo})
-		s.HF.Enqueue(modelNemo, fakehf.Step{Delay: time.Second})
+		s.hf.Enqueue(modelNemo, fakehf.Step{Delay: time.Second})
 		q := "Plan a week in Kyoto for me"
 		sent := ann.WithT(t).Send(c.ID, q)
 		ann.WithT(t).Call("PATCH", "/api/chats/"+c.ID, map[string]any{"title": "My Kyoto trip"}, http.StatusOK, nil)
@@ -147,7 +148,7 @@ func testTitles(t *testing.T, s *e2e.Stack) {
 		if got := getChat(t, ann, c.ID).Title; got != "My Kyoto trip" {
 			t.Errorf("title %q, want the user's", got)
 		}
-		if n := len(titleRequests(s.HF, q)); n != 0 {
+		if n := len(titleRequests(s.hf, q)); n != 0 {
 			t.Errorf("%d title requests for a named chat", n)
 		}
 	})
@@ -155,17 +156,17 @@ func testTitles(t *testing.T, s *e2e.Stack) {
 	t.Run("a title interrupted by a restart is generated after it", func(t *testing.T) {
 		c := createChat(t, ann, map[string]any{"model": modelNemo})
 		// The answer, then a title request that hangs until chat has stopped.
-		s.HF.Enqueue(modelNemo, fakehf.Step{}, fakehf.Step{Delay: 4 * time.Second})
+		s.hf.Enqueue(modelNemo, fakehf.Step{}, fakehf.Step{Delay: 4 * time.Second})
 		q := "Describe the rings of Saturn"
 		ask(t, ann, c.ID, q)
 		e2e.Eventually(t, 10*time.Second, "title request", func() error {
-			if len(titleRequests(s.HF, q)) == 0 {
+			if len(titleRequests(s.hf, q)) == 0 {
 				return fmt.Errorf("none yet")
 			}
 			return nil
 		})
 		s.Chat.Stop()
-		if due, _ := titleState(t, s, c.ID); !due {
+		if due, _ := titleState(t, s.SQL, c.ID); !due {
 			t.Error("the interrupted title is not due any more")
 		}
 		s.Chat.Start()

@@ -109,7 +109,10 @@ type Store interface {
 	ChatByID(ctx context.Context, chatID string) (Chat, error)
 	// LatestChat returns the user's chat with the newest activity.
 	LatestChat(ctx context.Context, userID string) (Chat, error)
-	ListChats(ctx context.Context, userID string, q ChatQuery) ([]Chat, error)
+	// ListChats returns up to q.Limit chats. A search may stop early to bound its
+	// work: then resume is the position to go on from (nil when the result is
+	// complete up to q.Limit).
+	ListChats(ctx context.Context, userID string, q ChatQuery) (chats []Chat, resume *ChatCursor, err error)
 	// Messages returns up to limit messages of a chat with seq < beforeSeq (0: no
 	// bound), newest first.
 	Messages(ctx context.Context, chatID string, beforeSeq int64, limit int) ([]Message, error)

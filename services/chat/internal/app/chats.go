@@ -130,7 +130,8 @@ type ListChatsInput struct {
 }
 
 // ListChats returns a page of the user's chats, newest activity first, and the cursor
-// of the next page ("" at the end).
+// of the next page ("" at the end). A search page may hold fewer chats than asked for
+// (even none) and still have a next cursor: the search bounds its work per page.
 func (s *Service) ListChats(ctx context.Context, in ListChatsInput) ([]Chat, string, error) {
 	if err := checkUser(in.UserID); err != nil {
 		return nil, "", err
@@ -147,15 +148,20 @@ func (s *Service) ListChats(ctx context.Context, in ListChatsInput) ([]Chat, str
 	if err != nil {
 		return nil, "", err
 	}
-	chats, err := s.store.ListChats(ctx, in.UserID, ChatQuery{Limit: limit + 1, After: after, Terms: terms})
+	chats, resume, err := s.store.ListChats(ctx, in.UserID, ChatQuery{Limit: limit + 1, After: after, Terms: terms})
 	if err != nil {
 		return nil, "", fmt.Errorf("list chats: %w", err)
 	}
 	next := ""
-	if len(chats) > limit {
+	switch {
+	case len(chats) > limit:
 		chats = chats[:limit]
 		last := chats[limit-1]
 		next = encodeChatCursor(ChatCursor{UpdatedAt: last.UpdatedAt, ID: last.ID})
+	case resume != nil:
+		// A search that stopped early: the page may be short (even empty), and the
+		// search goes on from where it stopped.
+		next = encodeChatCursor(*resume)
 	}
 	return chats, next, nil
 }

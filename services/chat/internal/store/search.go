@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/parley-chat/parley/services/chat/internal/app"
@@ -69,25 +70,150 @@ func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
+// Search tuning. A search first reads the newest chats after the cursor and matches
+// them here; when the terms are frequent that fills the page at once. When they are
+// rare (the first window matched too little to fill the page within scanBudget chats)
+// the full-text indexes find the rest. A search whose every term is too short for the
+// index reads at most scanBudget chats per page and says where to go on.
+const (
+	probeWindow = 25
+	scanWindow  = 100
+	scanBudget  = 400
+)
+
 // ListChats implements app.Store: newest activity first, after the cursor, and when
-// terms are given only chats whose title or one of whose messages contains them all.
-func (s *Store) ListChats(ctx context.Context, userID string, q app.ChatQuery) ([]app.Chat, error) {
+// terms are given only chats whose title or one of whose messages contains them all
+// (a term the full-text index holds as a word prefix, a shorter one anywhere).
+func (s *Store) ListChats(ctx context.Context, userID string, q app.ChatQuery) ([]app.Chat, *app.ChatCursor, error) {
+	if len(q.Terms) == 0 {
+		chats, err := s.pageChats(ctx, userID, q.After, q.Limit)
+		return chats, nil, err
+	}
+	m := newMatcher(s.fts, q.Terms)
+	var out []app.Chat
+	after := q.After
+	scanned, window := 0, probeWindow
+	for {
+		batch, err := s.pageChats(ctx, userID, after, window)
+		if err != nil {
+			return nil, nil, err
+		}
+		hits, err := s.matchChats(ctx, batch, m)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, hits...)
+		scanned += len(batch)
+		if len(out) >= q.Limit {
+			return out[:q.Limit], nil, nil
+		}
+		if len(batch) < window {
+			return out, nil, nil // the whole history was read
+		}
+		last := batch[len(batch)-1]
+		after = &app.ChatCursor{UpdatedAt: last.UpdatedAt, ID: last.ID}
+		left := scanBudget - scanned
+		if left <= 0 {
+			break
+		}
+		if m.indexed() {
+			// Scan on only while the matches seen so far promise a full page in budget.
+			need := q.Limit - len(out)
+			if len(out) == 0 || need*scanned > len(out)*left {
+				break
+			}
+		}
+		window = min(scanWindow, left)
+	}
+	if !m.indexed() {
+		return out, after, nil
+	}
+	rest, err := s.searchIndexed(ctx, userID, m, after, q.Limit-len(out))
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(out, rest...), nil, nil
+}
+
+// pageChats reads up to limit chats after the cursor, newest activity first.
+func (s *Store) pageChats(ctx context.Context, userID string, after *app.ChatCursor, limit int) ([]app.Chat, error) {
 	query := "SELECT " + chatCols + " FROM chats c WHERE c.user_id = ?"
 	args := []any{userID}
-	if q.After != nil {
-		query += " AND (c.updated_at < ? OR (c.updated_at = ? AND c.id < ?))"
-		args = append(args, q.After.UpdatedAt, q.After.UpdatedAt, q.After.ID)
-	}
-	if len(q.Terms) > 0 {
-		titleCond, titleArgs := s.fts.matchCond("c.title", q.Terms)
-		msgCond, msgArgs := s.fts.matchCond("m.content", q.Terms)
-		query += " AND ((" + titleCond + ") OR c.id IN (SELECT m.chat_id FROM messages m WHERE m.user_id = ? AND " + msgCond + "))"
-		args = append(args, titleArgs...)
-		args = append(args, userID)
-		args = append(args, msgArgs...)
+	if after != nil {
+		// The first condition is a range on ix_chats_user_activity; the second one
+		// settles ties.
+		query += " AND c.updated_at <= ? AND (c.updated_at < ? OR c.id < ?)"
+		args = append(args, after.UpdatedAt, after.UpdatedAt, after.ID)
 	}
 	query += " ORDER BY c.updated_at DESC, c.id DESC LIMIT ?"
-	args = append(args, q.Limit)
+	return s.queryChats(ctx, query, append(args, limit)...)
+}
+
+// matchChats returns the chats of batch whose title or one of whose messages matches.
+func (s *Store) matchChats(ctx context.Context, batch []app.Chat, m matcher) ([]app.Chat, error) {
+	if len(batch) == 0 {
+		return nil, nil
+	}
+	found := map[string]bool{}
+	var ids []any
+	for _, c := range batch {
+		if m.match(c.Title) {
+			found[c.ID] = true
+			continue
+		}
+		ids = append(ids, c.ID)
+	}
+	if len(ids) > 0 {
+		rows, err := s.db.QueryContext(ctx, "SELECT chat_id, content FROM messages WHERE chat_id IN ("+placeholders(len(ids))+")", ids...)
+		if err != nil {
+			return nil, fmt.Errorf("read messages to search: %w", mapErr(err))
+		}
+		defer rows.Close()
+		var chatID string
+		var content sql.RawBytes
+		for rows.Next() {
+			if err := rows.Scan(&chatID, &content); err != nil {
+				return nil, fmt.Errorf("read message to search: %w", mapErr(err))
+			}
+			if !found[chatID] && m.match(string(content)) {
+				found[chatID] = true
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read messages to search: %w", mapErr(err))
+		}
+	}
+	var out []app.Chat
+	for _, c := range batch {
+		if found[c.ID] {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// searchIndexed finds chats after the cursor through the full-text indexes: the chats
+// of matching messages and the chats with a matching title, joined to chats for the
+// order. A rare term reads few index entries; a frequent one was served by the scan.
+func (s *Store) searchIndexed(ctx context.Context, userID string, m matcher, after *app.ChatCursor, limit int) ([]app.Chat, error) {
+	msgCond, msgArgs := s.fts.matchCond("m.content", m.terms)
+	titleCond, titleArgs := s.fts.matchCond("t.title", m.terms)
+	query := "SELECT " + prefixed("c.", chatCols) + " FROM (" +
+		"SELECT m.chat_id AS id FROM messages m WHERE " + msgCond + " AND m.user_id = ?" +
+		" UNION SELECT t.id FROM chats t WHERE " + titleCond + " AND t.user_id = ?" +
+		") hit JOIN chats c ON c.id = hit.id WHERE c.user_id = ?"
+	args := append(msgArgs, userID)
+	args = append(args, titleArgs...)
+	args = append(args, userID, userID)
+	if after != nil {
+		query += " AND c.updated_at <= ? AND (c.updated_at < ? OR c.id < ?)"
+		args = append(args, after.UpdatedAt, after.UpdatedAt, after.ID)
+	}
+	query += " ORDER BY c.updated_at DESC, c.id DESC LIMIT ?"
+	return s.queryChats(ctx, query, append(args, limit)...)
+}
+
+func (s *Store) queryChats(ctx context.Context, query string, args ...any) ([]app.Chat, error) {
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query chats: %w", mapErr(err))
@@ -105,4 +231,69 @@ func (s *Store) ListChats(ctx context.Context, userID string, q app.ChatQuery) (
 		return nil, fmt.Errorf("read chats: %w", mapErr(err))
 	}
 	return out, nil
+}
+
+// prefixed qualifies every column of a column list.
+func prefixed(p, cols string) string {
+	parts := strings.Split(cols, ", ")
+	for i := range parts {
+		parts[i] = p + parts[i]
+	}
+	return strings.Join(parts, ", ")
+}
+
+// matcher matches text as the SQL conditions of searchIndexed do: a term the
+// full-text index holds must start a word (words are runs of letters, digits and _),
+// any other term may be anywhere; case does not matter.
+type matcher struct {
+	terms         []string
+	words, substr []string
+}
+
+func newMatcher(r ftsRules, terms []string) matcher {
+	m := matcher{terms: terms}
+	for _, t := range terms {
+		if r.indexed(t) {
+			m.words = append(m.words, t)
+		} else {
+			m.substr = append(m.substr, t)
+		}
+	}
+	return m
+}
+
+// indexed reports whether the full-text index can answer the search.
+func (m matcher) indexed() bool { return len(m.words) > 0 }
+
+func (m matcher) match(text string) bool {
+	lower := strings.ToLower(text)
+	for _, t := range m.terms {
+		if !strings.Contains(lower, t) {
+			return false
+		}
+	}
+	for _, t := range m.words {
+		if !startsWord(lower, t) {
+			return false
+		}
+	}
+	return true
+}
+
+// startsWord reports whether t occurs in s at the start of a word.
+func startsWord(s, t string) bool {
+	for i := 0; ; {
+		j := strings.Index(s[i:], t)
+		if j < 0 {
+			return false
+		}
+		at := i + j
+		if at == 0 {
+			return true
+		}
+		if r, _ := utf8.DecodeLastRuneInString(s[:at]); !unicode.IsLetter(r) && !unicode.IsNumber(r) && r != '_' {
+			return true
+		}
+		i = at + 1
+	}
 }
