@@ -3,8 +3,11 @@ package db
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
+	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"time"
 
@@ -21,7 +24,9 @@ type Config struct {
 	Port     int    `envconfig:"DB_PORT" default:"3306"`
 	Name     string `envconfig:"DB_NAME" default:"parley"`
 	// TLS is "" (off), "true" (verify the server), "skip-verify" or "preferred".
-	TLS     string `envconfig:"DB_TLS" default:""`
+	TLS string `envconfig:"DB_TLS" default:""`
+	// TLSCA is a PEM file of the CA that signed the server's certificate (DB_TLS=true).
+	TLSCA   string `envconfig:"DB_TLS_CA" default:""`
 	MaxOpen int    `envconfig:"DB_MAX_OPEN_CONNS" default:"20"`
 }
 
@@ -50,14 +55,28 @@ func Open(cfg Config) (*sql.DB, error) {
 	switch cfg.TLS {
 	case "":
 	case "true":
-		mc.TLS = &tls.Config{ServerName: cfg.Host, MinVersion: tls.VersionTLS12}
+		tc := &tls.Config{ServerName: cfg.Host, MinVersion: tls.VersionTLS12}
+		if cfg.TLSCA != "" {
+			pem, err := os.ReadFile(cfg.TLSCA)
+			if err != nil {
+				return nil, fmt.Errorf("read DB_TLS_CA: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, errors.New("DB_TLS_CA holds no PEM certificate")
+			}
+			tc.RootCAs = pool
+		}
+		mc.TLS = tc
 	default:
 		mc.TLSConfig = cfg.TLS
 	}
-	db, err := sql.Open("mysql", mc.FormatDSN())
+	// A connector keeps mc.TLS; a DSN string would silently drop it.
+	conn, err := mysql.NewConnector(mc)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", cfg, err)
 	}
+	db := sql.OpenDB(conn)
 	maxOpen := cfg.MaxOpen
 	if maxOpen <= 0 {
 		maxOpen = 20
