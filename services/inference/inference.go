@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
@@ -255,11 +256,19 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	return errors.Join(errs...)
 }
 
+// drain flushes and closes nc. A connection that is reconnecting (NATS unreachable) or
+// already closed has nothing that could still be delivered: it is closed, and that is a
+// clean stop.
 func drain(nc interface {
 	Drain() error
+	Close()
 	IsClosed() bool
 }, timeout time.Duration) error {
 	if err := nc.Drain(); err != nil {
+		if errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrConnectionClosed) {
+			nc.Close()
+			return nil
+		}
 		return fmt.Errorf("drain nats: %w", err)
 	}
 	deadline := time.Now().Add(timeout)

@@ -60,7 +60,13 @@ func TestNATSRestart(t *testing.T) {
 	s := e2e.New(t, e2e.Options{
 		KeepAlive: 200 * time.Millisecond,
 		HFOptions: fakehf.Options{TokenDelay: 30 * time.Millisecond},
-		Inference: func(_ int, cfg *inference.Config) { cfg.Heartbeat = 300 * time.Millisecond },
+		// An AckWait well over the outage (a shorter one would have JetStream hand the
+		// answers in flight to a second attempt when NATS is back), short enough that an
+		// attempt lost in the outage is redelivered soon.
+		Inference: func(_ int, cfg *inference.Config) {
+			cfg.Heartbeat = 300 * time.Millisecond
+			cfg.AckWait = 10 * time.Second
+		},
 	})
 	u := s.User("nats_amy")
 	c := u.CreateChat("before the outage")
@@ -145,9 +151,6 @@ func TestNATSRestart(t *testing.T) {
 		return nil
 	})
 	t.Logf("ready %v after NATS came back", time.Since(back).Round(time.Millisecond))
-	// The durable consumer survived the restart; shorten its AckWait so that an
-	// attempt lost in the outage is redelivered quickly.
-	s.SetInferenceAckWait(s.JetStream(), 1, 3*time.Second)
 
 	// Everything works again, without restarting any service.
 	after := u.Send(u.CreateChat("after the outage").ID, "hello after the outage")
@@ -194,9 +197,13 @@ func TestWorkerDies(t *testing.T) {
 			proxies = append(proxies, p)
 			return p.URL()
 		},
-		Inference: func(_ int, cfg *inference.Config) { cfg.Heartbeat = 300 * time.Millisecond },
+		// A short AckWait: the dead worker's event is redelivered within seconds.
+		Inference: func(_ int, cfg *inference.Config) {
+			cfg.Heartbeat = 300 * time.Millisecond
+			cfg.AckWait = 2 * time.Second
+		},
 	})
-	s.SetInferenceAckWait(s.JetStream(), 2, 2*time.Second)
+	s.WaitWorkersPulling(s.JetStream(), 2)
 
 	u := s.User("worker_ben")
 	c := u.CreateChat("failover")
@@ -261,6 +268,7 @@ func TestRestartEverything(t *testing.T) {
 		HFOptions: fakehf.Options{TokenDelay: 40 * time.Millisecond, Reply: func(fakehf.ChatRequest) string { return reply }},
 		Inference: func(_ int, cfg *inference.Config) {
 			cfg.Heartbeat = 300 * time.Millisecond
+			cfg.AckWait = 3 * time.Second
 			cfg.Concurrency = 2
 		},
 		Chat: func(cfg *chat.Config) { cfg.ReapInterval = time.Second },
@@ -281,7 +289,6 @@ func TestRestartEverything(t *testing.T) {
 	s.StopAll()
 	s.StartAll()
 	s.WaitReady(30 * time.Second)
-	s.SetInferenceAckWait(s.JetStream(), 1, 3*time.Second)
 
 	for _, rep := range sent {
 		a := e2e.Collect(t, u.Stream(rep.AssistantMessage.ID))

@@ -79,11 +79,9 @@ func (p *Proxy) Cut() {
 	p.conns = nil
 }
 
-// SetInferenceAckWait shortens the AckWait of the workers' durable consumer, so that a
-// drill sees a dead worker's event redelivered within seconds. It waits until
-// `workers` workers pull from the consumer (each has created or updated it by then,
-// and none does so again unless the consumer disappears), then updates it.
-func (s *Stack) SetInferenceAckWait(js jetstream.JetStream, workers int, ackWait time.Duration) {
+// WaitWorkersPulling waits until `workers` workers pull from the inference durable
+// consumer (each is set up and ready for events).
+func (s *Stack) WaitWorkersPulling(js jetstream.JetStream, workers int) {
 	s.T.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -101,15 +99,6 @@ func (s *Stack) SetInferenceAckWait(js jetstream.JetStream, workers int, ackWait
 		}
 		return nil
 	})
-	cons, err := js.Consumer(ctx, events.StreamChatEvents, events.ConsumerInference)
-	if err != nil {
-		s.T.Fatal(err)
-	}
-	cfg := cons.CachedInfo().Config
-	cfg.AckWait = ackWait
-	if _, err := js.UpdateConsumer(ctx, events.StreamChatEvents, cfg); err != nil {
-		s.T.Fatalf("update consumer %s: %v", events.ConsumerInference, err)
-	}
 }
 
 // GenerationConsumers counts the consumers on GENERATIONS (the gateway's stream

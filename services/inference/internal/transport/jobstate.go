@@ -88,14 +88,21 @@ var errAlreadyTerminal = errors.New("generation already finished")
 // terminal event: it returns errAlreadyTerminal then.
 func publishCAS(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, messageID string,
 	ev events.GenerationEvent, st jobState) (events.GenerationEvent, error) {
+	ev, _, err := publishCASSeq(ctx, js, stream, messageID, ev, st)
+	return ev, err
+}
+
+// publishCASSeq is publishCAS that also returns the event's stream sequence.
+func publishCASSeq(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, messageID string,
+	ev events.GenerationEvent, st jobState) (events.GenerationEvent, uint64, error) {
 	subject := events.SubjectGeneration(messageID)
 	for range 5 {
 		last, err := readLast(ctx, stream, messageID)
 		if err != nil {
-			return events.GenerationEvent{}, err
+			return events.GenerationEvent{}, 0, err
 		}
 		if last.terminal() {
-			return last.ev, errAlreadyTerminal
+			return last.ev, 0, errAlreadyTerminal
 		}
 		ev.Seq = 1
 		if last.ok {
@@ -103,19 +110,19 @@ func publishCAS(ctx context.Context, js jetstream.JetStream, stream jetstream.St
 		}
 		body, err := json.Marshal(ev)
 		if err != nil {
-			return events.GenerationEvent{}, fmt.Errorf("encode generation event: %w", err)
+			return events.GenerationEvent{}, 0, fmt.Errorf("encode generation event: %w", err)
 		}
 		msg := &nats.Msg{Subject: subject, Data: body, Header: st.header()}
-		_, err = js.PublishMsg(ctx, msg, jetstream.WithExpectStream(events.StreamGenerations),
+		ack, err := js.PublishMsg(ctx, msg, jetstream.WithExpectStream(events.StreamGenerations),
 			jetstream.WithExpectLastSequencePerSubject(last.streamSeq))
 		if err == nil {
-			return ev, nil
+			return ev, ack.Sequence, nil
 		}
 		var apiErr *jetstream.APIError
 		if !errors.As(err, &apiErr) || (apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence &&
 			apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
-			return events.GenerationEvent{}, fmt.Errorf("publish %s event on %s: %w", ev.Type, subject, err)
+			return events.GenerationEvent{}, 0, fmt.Errorf("publish %s event on %s: %w", ev.Type, subject, err)
 		}
 	}
-	return events.GenerationEvent{}, fmt.Errorf("publish %s event on %s: %w", ev.Type, subject, events.ErrGenerationSeqConflict)
+	return events.GenerationEvent{}, 0, fmt.Errorf("publish %s event on %s: %w", ev.Type, subject, events.ErrGenerationSeqConflict)
 }

@@ -18,11 +18,14 @@ import (
 
 // genPublisher publishes one answer's generation events in order. The first lookup of
 // the subject's last event fixes the sequence; within the attempt the publisher counts
-// on its own and publishes deltas asynchronously (one connection keeps them in order).
-// Deltas arriving closer together than the coalesce window are merged. Terminal and
-// hand-back events go through publishCAS (compare-and-set on the subject) once every
-// earlier publish is acknowledged. Every event carries the answer's jobState header.
-// It implements app.Sink.
+// on its own. Events are queued and sent one at a time by a pump goroutine, each as a
+// compare-and-set on the subject's last stream sequence (the previous event's), so the
+// subject never gets a gap: an event lost on the way (NATS restarting) cannot be
+// followed by a later one. An event that is not acknowledged is looked up on the
+// subject and sent again until it is stored. Deltas queued while one is in flight,
+// and deltas arriving closer together than the coalesce window, are merged. Terminal
+// and hand-back events go through publishCAS once every earlier event is stored.
+// Every event carries the answer's jobState header. It implements app.Sink.
 type genPublisher struct {
 	js        jetstream.JetStream
 	stream    jetstream.Stream
@@ -31,19 +34,39 @@ type genPublisher struct {
 	coalesce  time.Duration
 	log       *slog.Logger
 
-	mu        sync.Mutex
+	// ctx ends the pump (drain gave up waiting).
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu sync.Mutex
+	// seq and streamSeq are the newest event known stored on the subject: its Seq
+	// and stream sequence (0 when the subject is empty).
 	seq       int64
+	streamSeq uint64
 	buf       strings.Builder
 	lastFlush time.Time
 	timer     *time.Timer
-	pending   []jetstream.PubAckFuture
-	state     jobState
+	queue     []queuedEvent
+	// idle is closed when the running pump stops; nil when none runs.
+	idle  chan struct{}
+	state jobState
 }
+
+// queuedEvent is an event waiting for the pump, with the state header it goes with.
+type queuedEvent struct {
+	ev     events.GenerationEvent
+	header nats.Header
+}
+
+// publishAckWait bounds the wait for one event's acknowledgement before the publisher
+// looks on the subject whether it was stored.
+const publishAckWait = 2 * time.Second
 
 func newPublisher(js jetstream.JetStream, stream jetstream.Stream, messageID string, coalesce time.Duration,
 	log *slog.Logger, last lastEvent) *genPublisher {
 	p := &genPublisher{js: js, stream: stream, messageID: messageID, subject: events.SubjectGeneration(messageID),
-		coalesce: coalesce, log: log, seq: last.ev.Seq}
+		coalesce: coalesce, log: log, seq: last.ev.Seq, streamSeq: last.streamSeq}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if last.state != nil {
 		p.state = *last.state
 		p.state.Parked = false
@@ -65,7 +88,7 @@ func (p *genPublisher) begin(ctx context.Context) error {
 		return errAlreadyTerminal
 	}
 	p.mu.Lock()
-	p.seq = last.ev.Seq
+	p.seq, p.streamSeq = last.ev.Seq, last.streamSeq
 	if last.state != nil {
 		p.state = *last.state
 		p.state.Parked = false
@@ -76,12 +99,12 @@ func (p *genPublisher) begin(ctx context.Context) error {
 		return nil
 	}
 	st.Dirty = false
-	ev, err := publishCAS(ctx, p.js, p.stream, p.messageID, events.GenerationEvent{Type: events.GenReset}, st)
+	ev, streamSeq, err := publishCASSeq(ctx, p.js, p.stream, p.messageID, events.GenerationEvent{Type: events.GenReset}, st)
 	if err != nil {
 		return fmt.Errorf("publish reset: %w", err)
 	}
 	p.mu.Lock()
-	p.seq = ev.Seq
+	p.seq, p.streamSeq = ev.Seq, streamSeq
 	p.state.Dirty = false
 	p.mu.Unlock()
 	return nil
@@ -166,44 +189,131 @@ func (p *genPublisher) flushLocked() {
 	p.lastFlush = time.Now()
 }
 
+// publishLocked queues ev (with the current state header) and makes sure the pump runs.
 func (p *genPublisher) publishLocked(ev events.GenerationEvent) {
-	p.seq++
-	ev.Seq = p.seq
-	body, err := json.Marshal(ev)
-	if err != nil {
-		p.log.Error("encode generation event", "err", err)
+	if p.ctx.Err() != nil {
 		return
 	}
-	msg := &nats.Msg{Subject: p.subject, Data: body, Header: p.state.header()}
-	f, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(events.StreamGenerations))
-	if err != nil {
-		p.log.Warn("publish generation event", "type", ev.Type, "seq", ev.Seq, "err", err)
-		return
+	p.queue = append(p.queue, queuedEvent{ev: ev, header: p.state.header()})
+	if p.idle == nil {
+		p.idle = make(chan struct{})
+		go p.pump(p.idle)
 	}
-	p.pending = append(p.pending, f)
 }
 
-// drain flushes buffered text and waits until every publish so far is acknowledged.
+// pump sends the queued events one at a time until the queue is empty.
+func (p *genPublisher) pump(idle chan struct{}) {
+	defer close(idle)
+	for {
+		p.mu.Lock()
+		if len(p.queue) == 0 || p.ctx.Err() != nil {
+			p.queue = nil
+			p.idle = nil
+			p.mu.Unlock()
+			return
+		}
+		next := p.queue[0]
+		n := 1
+		if next.ev.Type == events.GenDelta {
+			var text strings.Builder
+			text.WriteString(next.ev.Text)
+			for ; n < len(p.queue) && p.queue[n].ev.Type == events.GenDelta; n++ {
+				text.WriteString(p.queue[n].ev.Text)
+				next.header = p.queue[n].header
+			}
+			next.ev.Text = text.String()
+		}
+		p.queue = p.queue[n:]
+		next.ev.Seq = p.seq + 1
+		after := p.streamSeq
+		p.mu.Unlock()
+
+		streamSeq, err := p.send(next, after)
+
+		p.mu.Lock()
+		if err != nil {
+			switch {
+			case errors.Is(err, errAlreadyTerminal):
+				p.log.Info("answer finished meanwhile, generation events stopped")
+			case !errors.Is(err, context.Canceled):
+				p.log.Warn("generation events stopped", "seq", next.ev.Seq, "err", err)
+			}
+			p.cancel() // nothing may follow the event that could not be stored
+		} else {
+			p.seq, p.streamSeq = next.ev.Seq, streamSeq
+		}
+		p.mu.Unlock()
+	}
+}
+
+// send publishes q right after stream sequence after (the previous event) and returns
+// its stream sequence. When the acknowledgement does not come (NATS unreachable or
+// restarting) it looks at the subject: an event stored meanwhile that is q counts as
+// sent; if nothing was stored it sends q again. Another publisher's event after ours
+// (a terminal event, or another worker that took the answer over) ends the sending.
+func (p *genPublisher) send(q queuedEvent, after uint64) (uint64, error) {
+	body, err := json.Marshal(q.ev)
+	if err != nil {
+		return 0, fmt.Errorf("encode generation event: %w", err)
+	}
+	wait := 100 * time.Millisecond
+	for warned := false; ; {
+		ctx, cancel := context.WithTimeout(p.ctx, publishAckWait)
+		ack, err := p.js.PublishMsg(ctx, &nats.Msg{Subject: p.subject, Data: body, Header: q.header},
+			jetstream.WithExpectStream(events.StreamGenerations), jetstream.WithExpectLastSequencePerSubject(after))
+		cancel()
+		if err == nil {
+			return ack.Sequence, nil
+		}
+		if p.ctx.Err() != nil {
+			return 0, p.ctx.Err()
+		}
+		if !warned {
+			p.log.Warn("generation event not acknowledged, checking the subject", "type", q.ev.Type, "seq", q.ev.Seq, "err", err)
+			warned = true
+		}
+		ctx, cancel = context.WithTimeout(p.ctx, publishAckWait)
+		last, lerr := readLast(ctx, p.stream, p.messageID)
+		cancel()
+		switch {
+		case lerr != nil:
+			// Still unreachable: try again (the compare-and-set makes a resend safe).
+		case last.streamSeq == after:
+			// Not stored: send it again.
+		case last.ok && last.ev.Seq == q.ev.Seq && last.ev.Type == q.ev.Type && last.ev.Text == q.ev.Text &&
+			last.state != nil:
+			return last.streamSeq, nil
+		case last.terminal():
+			return 0, errAlreadyTerminal
+		default:
+			return 0, fmt.Errorf("event seq %d of another publisher after ours", last.ev.Seq)
+		}
+		select {
+		case <-p.ctx.Done():
+			return 0, p.ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// drain flushes buffered text and waits until every event so far is stored; when ctx
+// ends first, the events not stored yet are dropped and the publisher stops.
 func (p *genPublisher) drain(ctx context.Context) {
 	p.mu.Lock()
 	p.stopTimerLocked()
 	p.flushLocked()
-	pending := p.pending
-	p.pending = nil
+	idle := p.idle
 	p.mu.Unlock()
-	failed := 0
-	for _, f := range pending {
-		select {
-		case <-f.Ok():
-		case <-f.Err():
-			failed++
-		case <-ctx.Done():
-			p.log.Warn("generation events not acknowledged in time")
-			return
-		}
+	if idle == nil {
+		return
 	}
-	if failed > 0 {
-		p.log.Warn("some generation events were not stored", "failed", failed)
+	select {
+	case <-idle:
+	case <-ctx.Done():
+		p.log.Warn("generation events not acknowledged in time")
+		p.cancel()
+		<-idle
 	}
 }
 
