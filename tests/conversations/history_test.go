@@ -20,6 +20,7 @@ func TestConversations(t *testing.T) {
 	s := newStack(t)
 	t.Run("list", func(t *testing.T) { testList(t, s) })
 	t.Run("search", func(t *testing.T) { testSearch(t, s) })
+	t.Run("search beyond a page's budget", func(t *testing.T) { testSearchBudget(t, s) })
 	t.Run("rename", func(t *testing.T) { testRename(t, s) })
 	t.Run("delete", func(t *testing.T) { testDelete(t, s) })
 	t.Run("export", func(t *testing.T) { testExport(t, s) })
@@ -118,6 +119,50 @@ func testSearch(t *testing.T, s *env) {
 	res, _ := ann.Do("GET", "/api/chats?q="+url.QueryEscape(strings.Repeat("x", 201)), nil)
 	if res.Status != http.StatusBadRequest {
 		t.Errorf("an over-long q: status %d, want 400", res.Status)
+	}
+}
+
+// testSearchBudget: a search reads a bounded number of chats per page. One whose
+// terms are all too short for the full-text index returns short pages with a cursor
+// until it has read the whole history; a rare indexed word is found through the index.
+func testSearchBudget(t *testing.T, s *env) {
+	ann := s.User("budget_ann").WithT(t)
+	// One letter is below any server's full-text minimum word length.
+	createChat(t, ann, map[string]any{"title": "Q branch"})
+	createChat(t, ann, map[string]any{"title": "Zanzibar trip"})
+	for i := range 450 {
+		createChat(t, ann, map[string]any{"title": fmt.Sprintf("plain %d", i)})
+	}
+	pages := func(q string) (titles []string, n int) {
+		cursor := ""
+		for n = 1; n < 50; n++ {
+			v := url.Values{"limit": {"50"}, "q": {q}}
+			if cursor != "" {
+				v.Set("cursor", cursor)
+			}
+			var rep events.ListChatsReply
+			ann.Call("GET", "/api/chats?"+v.Encode(), nil, http.StatusOK, &rep)
+			for _, c := range rep.Chats {
+				titles = append(titles, c.Title)
+			}
+			if rep.NextCursor == "" {
+				return titles, n
+			}
+			cursor = rep.NextCursor
+		}
+		t.Fatalf("q=%q: no end after %d pages", q, n)
+		return nil, n
+	}
+	got, n := pages("q")
+	if diff := cmp.Diff([]string{"Q branch"}, got); diff != "" {
+		t.Errorf("q=q (-want +got):\n%s", diff)
+	}
+	if n < 2 {
+		t.Errorf("q=q: %d page, want the search cut into bounded pages", n)
+	}
+	got, n = pages("zanzibar")
+	if diff := cmp.Diff([]string{"Zanzibar trip"}, got); diff != "" || n != 1 {
+		t.Errorf("q=zanzibar in %d pages (-want +got):\n%s", n, diff)
 	}
 }
 

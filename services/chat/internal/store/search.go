@@ -137,7 +137,10 @@ func (s *Store) ListChats(ctx context.Context, userID string, q app.ChatQuery) (
 
 // pageChats reads up to limit chats after the cursor, newest activity first.
 func (s *Store) pageChats(ctx context.Context, userID string, after *app.ChatCursor, limit int) ([]app.Chat, error) {
-	query := "SELECT " + chatCols + " FROM chats c WHERE c.user_id = ?"
+	// Without the hint MariaDB reads the user's whole index prefix backwards (ref
+	// access) instead of seeking to the cursor (range access): 25 times slower on page
+	// 100 of 10,000 chats.
+	query := "SELECT " + chatCols + " FROM chats c FORCE INDEX (ix_chats_user_activity) WHERE c.user_id = ?"
 	args := []any{userID}
 	if after != nil {
 		// The first condition is a range on ix_chats_user_activity; the second one
