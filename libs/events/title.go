@@ -52,14 +52,14 @@ func CleanTitle(raw string) string {
 			break
 		}
 	}
-	line = strings.TrimSpace(line)
+	line = strings.NewReplacer("**", "", "__", "", "`", "").Replace(line)
+	line = strings.TrimLeft(strings.TrimSpace(line), "#>*- \t")
 	for _, label := range []string{"title:", "chat title:", "conversation title:"} {
 		if len(line) >= len(label) && strings.EqualFold(line[:len(label)], label) {
 			line = line[len(label):]
 			break
 		}
 	}
-	line = strings.NewReplacer("**", "", "__", "", "`", "").Replace(line)
 	const quotes = "\"'“”‘’«»「」„*_#>"
 	words := strings.Fields(line)
 	for i, w := range words {
