@@ -46,6 +46,8 @@ var DefaultHFModels = []string{
 // build literals).
 type Config struct {
 	NATSURL string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222"`
+	// NATSTLS is NATS_TLS_CA, NATS_TLS_CERT and NATS_TLS_KEY (TLS to NATS; see events.NATSTLS).
+	NATSTLS events.NATSTLS
 
 	// HFToken enables HuggingFace models; never logged.
 	HFToken   string   `envconfig:"HF_API_TOKEN"`
@@ -193,7 +195,11 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		log.Info("model available", "model", m.ID, "provider", m.Provider, "default", m.Default, "context_length", m.ContextLength)
 	}
 
-	nc, err := events.Connect(cfg.NATSURL, "inference", log)
+	natsTLS, err := cfg.NATSTLS.Options()
+	if err != nil {
+		return err
+	}
+	nc, err := events.Connect(cfg.NATSURL, "inference", log, natsTLS...)
 	if err != nil {
 		return err
 	}
