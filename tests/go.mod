@@ -16,6 +16,8 @@ require github.com/parley-chat/parley/services/inference v0.0.0
 
 require github.com/parley-chat/parley/services/gateway v0.0.0
 
+require github.com/parley-chat/parley/libs/ops v0.0.0 // indirect
+
 require (
 	github.com/compose-spec/compose-go/v2 v2.16.0
 	github.com/distribution/reference v0.6.0 // indirect
@@ -38,11 +40,11 @@ require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/go-chi/chi/v5 v5.5.0 // indirect
 	github.com/go-chi/httprate v0.16.1 // indirect
-	github.com/go-sql-driver/mysql v1.10.1 // indirect
+	github.com/go-sql-driver/mysql v1.10.1
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/google/go-cmp v0.7.0
 	github.com/google/go-tpm v0.9.8 // indirect
-	github.com/google/uuid v1.6.0 // indirect
+	github.com/google/uuid v1.6.0
 	github.com/klauspost/compress v1.20.4 // indirect
 	github.com/klauspost/cpuid/v2 v2.2.10 // indirect
 	github.com/mfridman/interpolate v0.0.2 // indirect
@@ -81,3 +83,5 @@ replace github.com/parley-chat/parley/services/chat => ../services/chat
 replace github.com/parley-chat/parley/services/inference => ../services/inference
 
 replace github.com/parley-chat/parley/services/gateway => ../services/gateway
+
+replace github.com/parley-chat/parley/libs/ops => ../libs/ops

@@ -16,6 +16,7 @@ require github.com/parley-chat/parley/services/inference v0.0.0
 
 require (
 	github.com/kelseyhightower/envconfig v1.4.0
+	github.com/nats-io/nats.go v1.55.0
 	github.com/parley-chat/parley/services/gateway v0.0.0
 	golang.org/x/sync v0.25.0
 )
@@ -38,9 +39,9 @@ require (
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/nats-io/jwt/v2 v2.8.3 // indirect
 	github.com/nats-io/nats-server/v2 v2.15.3 // indirect
-	github.com/nats-io/nats.go v1.55.0 // indirect
 	github.com/nats-io/nkeys v0.4.17 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
+	github.com/parley-chat/parley/libs/ops v0.0.0 // indirect
 	github.com/pressly/goose/v3 v3.30.0 // indirect
 	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
@@ -68,3 +69,5 @@ replace github.com/parley-chat/parley/services/chat => ../../services/chat
 replace github.com/parley-chat/parley/services/inference => ../../services/inference
 
 replace github.com/parley-chat/parley/services/gateway => ../../services/gateway
+
+replace github.com/parley-chat/parley/libs/ops => ../../libs/ops

@@ -17,6 +17,7 @@ import (
 
 	"github.com/parley-chat/parley/db"
 	"github.com/parley-chat/parley/libs/events"
+	"github.com/parley-chat/parley/libs/ops"
 	"github.com/parley-chat/parley/services/chat/internal/app"
 	"github.com/parley-chat/parley/services/chat/internal/store"
 	"github.com/parley-chat/parley/services/chat/internal/transport"
@@ -24,8 +25,12 @@ import (
 
 // Config is the chat service's configuration, read from the environment.
 type Config struct {
-	NATSURL string    `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222"`
+	NATSURL string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222"`
+	// NATSTLS is NATS_TLS_CA, NATS_TLS_CERT and NATS_TLS_KEY (TLS to NATS; see events.NATSTLS).
+	NATSTLS events.NATSTLS
 	DB      db.Config // DB_HOST, DB_PORT, DB_USERNAME, DB_PASSWORD, DB_NAME, ...
+	// OpsAddr serves /metrics, /healthz and /readyz (empty: off).
+	OpsAddr string `envconfig:"OPS_ADDR"`
 	// GenerationTimeout is how long an answer may stay pending or streaming before the
 	// reaper fails it as abandoned.
 	GenerationTimeout time.Duration `envconfig:"CHAT_GENERATION_TIMEOUT" default:"15m"`
@@ -97,7 +102,11 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		return stopped(ctx, err)
 	}
 
-	nc, err := events.Connect(cfg.NATSURL, events.ChatService, log)
+	natsTLS, err := cfg.NATSTLS.Options()
+	if err != nil {
+		return err
+	}
+	nc, err := events.Connect(cfg.NATSURL, events.ChatService, log, natsTLS...)
 	if err != nil {
 		return err
 	}
@@ -109,7 +118,8 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 
 	svc := app.New(app.Config{DefaultModel: cfg.DefaultModel, GenerationTimeout: cfg.GenerationTimeout},
 		st, transport.NewModels(nc, log), transport.NewNotifier(nc, js), log)
-	server, err := transport.Serve(nc, svc, log, cfg.RPCTimeout)
+	reg := ops.NewRegistry()
+	server, err := transport.Serve(nc, svc, log, cfg.RPCTimeout, ops.NewRPCMetrics(reg, events.ChatService))
 	if err != nil {
 		return err
 	}
@@ -119,6 +129,11 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	g.Go(func() error { return relay.Run(gctx) })
 	g.Go(func() error { return reapLoop(gctx, svc, cfg.ReapInterval, log) })
 	g.Go(func() error { return titleLoop(gctx, svc, transport.NewTitles(nc), cfg, log) })
+	g.Go(func() error {
+		return ops.Serve(gctx, cfg.OpsAddr, ops.Handler(reg, map[string]ops.Check{
+			"nats": ops.NATSConnected(nc), "mysql": ops.DBReachable(sqlDB),
+		}), log)
+	})
 	log.Info("chat service started", "nats", nc.ConnectedUrlRedacted(), "db", cfg.DB.String())
 
 	<-gctx.Done()

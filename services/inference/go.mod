@@ -31,6 +31,7 @@ require (
 	github.com/nats-io/nats-server/v2 v2.15.3 // indirect
 	github.com/nats-io/nkeys v0.4.17 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
+	github.com/parley-chat/parley/libs/ops v0.0.0 // indirect
 	github.com/pressly/goose/v3 v3.30.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
@@ -49,3 +50,5 @@ replace github.com/parley-chat/parley/libs/devstack => ../../libs/devstack
 replace github.com/parley-chat/parley/services/chat => ../chat
 
 replace github.com/parley-chat/parley/db => ../../db
+
+replace github.com/parley-chat/parley/libs/ops => ../../libs/ops

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/parley-chat/parley/libs/events"
+	"github.com/parley-chat/parley/libs/ops"
 	"github.com/parley-chat/parley/services/chat/internal/app"
 )
 
@@ -35,8 +36,8 @@ type Server struct {
 
 // Serve registers the chat endpoints on nc. Each request is handled on its own
 // goroutine (micro delivers one subscription's messages one at a time), bounded by
-// maxInFlight.
-func Serve(nc *nats.Conn, a *app.Service, log *slog.Logger, timeout time.Duration) (*Server, error) {
+// maxInFlight, and measured by metrics (which may be nil).
+func Serve(nc *nats.Conn, a *app.Service, log *slog.Logger, timeout time.Duration, metrics *ops.RPCMetrics) (*Server, error) {
 	s := &Server{app: a, log: log, sem: make(chan struct{}, maxInFlight)}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        events.ChatService,
@@ -67,7 +68,7 @@ func Serve(nc *nats.Conn, a *app.Service, log *slog.Logger, timeout time.Duratio
 		{"message-complete", events.SubjectMessageComplete, events.Handle(log, timeout, s.complete)},
 	}
 	for _, e := range endpoints {
-		if err := svc.AddEndpoint(e.name, s.concurrent(e.h), micro.WithEndpointSubject(e.subject)); err != nil {
+		if err := svc.AddEndpoint(e.name, s.concurrent(metrics.Wrap(e.name, e.h)), micro.WithEndpointSubject(e.subject)); err != nil {
 			_ = svc.Stop()
 			return nil, fmt.Errorf("add endpoint %s: %w", e.subject, err)
 		}
