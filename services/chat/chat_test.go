@@ -556,6 +556,18 @@ func TestCancel(t *testing.T) {
 		if ev, ok := lastGeneration(t, e, id); ok {
 			t.Errorf("chat published %+v for a streaming answer", ev)
 		}
+		// The worker writing it died before it heard the cancel: the worker that takes
+		// the answer over finds the request at start, and the answer ends cancelled.
+		_, err := startMessage(e, id)
+		wantCode(t, err, events.CodeNotRunning)
+		stored := must(getMessage(e, user, id))(t)
+		if stored.Status != events.StatusCancelled || stored.FinishedAt == nil {
+			t.Errorf("after takeover: %+v, want cancelled", stored)
+		}
+		ev, ok := lastGeneration(t, e, id)
+		if !ok || ev.Type != events.GenDone || ev.Message == nil || ev.Message.Status != events.StatusCancelled {
+			t.Errorf("generation event = %+v (found %v), want done with the cancelled answer", ev, ok)
+		}
 	})
 
 	t.Run("user message", func(t *testing.T) {

@@ -70,8 +70,10 @@ func (s *Service) Start(ctx context.Context, messageID string) (Message, error) 
 		return Message{}, ErrNotFound
 	}
 	var out Message
+	cancelled := false
 	err := s.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
-		m, _, err := tx.LockMessage(ctx, messageID)
+		cancelled = false
+		m, c, err := tx.LockMessage(ctx, messageID)
 		if err != nil {
 			return err
 		}
@@ -80,6 +82,12 @@ func (s *Service) Start(ctx context.Context, messageID string) (Message, error) 
 		}
 		if events.Terminal(m.Status) {
 			return ErrNotRunning
+		}
+		if m.CancelRequestedAt != nil {
+			// Cancelled while a worker that has since gone was writing it.
+			out, _, err = s.finishLocked(ctx, tx, m, c, Completion{Status: events.StatusCancelled, Content: m.Content})
+			cancelled = err == nil
+			return err
 		}
 		out = m
 		if m.Status == events.StatusStreaming {
@@ -90,6 +98,13 @@ func (s *Service) Start(ctx context.Context, messageID string) (Message, error) 
 	})
 	if err != nil {
 		return Message{}, err
+	}
+	if cancelled {
+		pub := out.Public()
+		if err := s.notify.PublishGeneration(ctx, out.ID, events.GenerationEvent{Type: events.GenDone, Message: &pub}); err != nil {
+			s.log.Warn("publish done after cancel failed", "message_id", out.ID, "err", err)
+		}
+		return Message{}, ErrNotRunning
 	}
 	return out, nil
 }

@@ -82,6 +82,8 @@ type Message struct {
 	Usage           *events.Usage
 	CreatedAt       time.Time
 	FinishedAt      *time.Time
+	// CancelRequestedAt is set when a cancel arrived while a worker was writing.
+	CancelRequestedAt *time.Time
 }
 
 // ChatQuery selects one page of a user's chats, newest activity first.

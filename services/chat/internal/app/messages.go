@@ -249,6 +249,13 @@ func (s *Service) Cancel(ctx context.Context, userID, messageID string) (Message
 		}
 		out = m
 		if m.Status != events.StatusPending {
+			// A worker is writing it: it hears the broadcast below. Mark the request too,
+			// so that a worker taking over from one that died stores it cancelled.
+			if m.CancelRequestedAt == nil {
+				now := s.now()
+				out.CancelRequestedAt = &now
+				return tx.UpdateMessage(ctx, out)
+			}
 			return nil
 		}
 		out, _, err = s.finishLocked(ctx, tx, m, c, Completion{Status: events.StatusCancelled})

@@ -145,15 +145,15 @@ func scanChat(sc scanner) (app.Chat, error) {
 }
 
 const messageCols = "seq, id, chat_id, user_id, role, content, status, model, client_message_id, reply_to, " +
-	"error_code, error_message, prompt_tokens, completion_tokens, created_at, finished_at"
+	"error_code, error_message, prompt_tokens, completion_tokens, created_at, finished_at, cancel_requested_at"
 
 func scanMessage(sc scanner) (app.Message, error) {
 	var m app.Message
 	var clientID, replyTo, errCode, errMsg sql.NullString
 	var prompt, completion sql.NullInt64
-	var finished sql.NullTime
+	var finished, cancelRequested sql.NullTime
 	if err := sc.Scan(&m.Seq, &m.ID, &m.ChatID, &m.UserID, &m.Role, &m.Content, &m.Status, &m.Model,
-		&clientID, &replyTo, &errCode, &errMsg, &prompt, &completion, &m.CreatedAt, &finished); err != nil {
+		&clientID, &replyTo, &errCode, &errMsg, &prompt, &completion, &m.CreatedAt, &finished, &cancelRequested); err != nil {
 		return app.Message{}, mapErr(err)
 	}
 	m.ClientMessageID, m.ReplyTo = clientID.String, replyTo.String
@@ -164,6 +164,10 @@ func scanMessage(sc scanner) (app.Message, error) {
 	if finished.Valid {
 		t := finished.Time.UTC()
 		m.FinishedAt = &t
+	}
+	if cancelRequested.Valid {
+		t := cancelRequested.Time.UTC()
+		m.CancelRequestedAt = &t
 	}
 	m.CreatedAt = m.CreatedAt.UTC()
 	return m, nil
@@ -368,9 +372,9 @@ func (t *tx) InsertMessage(ctx context.Context, m *app.Message) error {
 func (t *tx) UpdateMessage(ctx context.Context, m app.Message) error {
 	prompt, completion := usageArgs(m.Usage)
 	_, err := t.q.ExecContext(ctx, `UPDATE messages SET status = ?, content = ?, model = ?, error_code = ?,
-		error_message = ?, prompt_tokens = ?, completion_tokens = ?, finished_at = ? WHERE id = ?`,
+		error_message = ?, prompt_tokens = ?, completion_tokens = ?, finished_at = ?, cancel_requested_at = ? WHERE id = ?`,
 		m.Status, m.Content, m.Model, nullString(m.ErrorCode), nullString(m.ErrorMessage), prompt, completion,
-		m.FinishedAt, m.ID)
+		m.FinishedAt, m.CancelRequestedAt, m.ID)
 	if err != nil {
 		return fmt.Errorf("update message: %w", mapErr(err))
 	}
