@@ -11,142 +11,30 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/parley-chat/parley/db"
-	"github.com/parley-chat/parley/libs/devstack/fakehf"
-	"github.com/parley-chat/parley/libs/devstack/testdb"
-	"github.com/parley-chat/parley/libs/devstack/testnats"
 	"github.com/parley-chat/parley/libs/events"
-	"github.com/parley-chat/parley/services/auth"
-	"github.com/parley-chat/parley/services/chat"
-	"github.com/parley-chat/parley/services/gateway"
-	"github.com/parley-chat/parley/services/inference"
 	"github.com/parley-chat/parley/tests/internal/e2e"
 )
 
 // password is a password every test user gets (long enough, not a common one).
 const password = "correct horse battery staple 42"
 
-// stack is the running product.
+// stack is the running product (tests/internal/e2e's, one gateway and one worker).
 type stack struct {
 	t    *testing.T
 	base string
 	hf   *e2e.Fake
-	db   *testdb.Database
-}
-
-// logWriter sends the services' warnings to the test log while the test runs.
-type logWriter struct {
-	mu   sync.Mutex
-	t    *testing.T
-	done bool
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
 }
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	d := testdb.New(t)
-	ns := testnats.New(t)
-	hf := e2e.NewFake(fakehf.Options{})
-	t.Cleanup(hf.Close)
-
-	w := &logWriter{t: t}
-	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	dbc := db.Config{Username: d.User, Password: d.Password, Host: d.Host, Port: d.Port, Name: d.Name, MaxOpen: 10}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	type result struct {
-		name string
-		err  error
-	}
-	results := make(chan result, 4)
-	run := func(name string, fn func() error) {
-		go func() { results <- result{name, fn()} }()
-	}
-	run("auth", func() error {
-		return auth.Run(ctx, auth.Config{
-			NATSURL: ns.ClientURL(), DB: dbc,
-			RequestTimeout: 5 * time.Second, AccessTokenTTL: 15 * time.Minute,
-			SessionIdleTimeout: time.Hour, SessionAbsoluteTimeout: 12 * time.Hour, RefreshReuseGrace: 10 * time.Second,
-			// Small argon2 parameters keep the tests fast.
-			Argon2MemoryKiB: 1024, Argon2Time: 1, Argon2Threads: 1, HashConcurrency: 4, HashQueue: 64,
-			LoginIPPerMinute: 100000, LoginIPBurst: 100000, KeyMaxAge: 720 * time.Hour,
-		}, auth.Deps{Logger: log.With("service", "auth")})
-	})
-	run("chat", func() error {
-		return chat.Run(ctx, chat.Config{NATSURL: ns.ClientURL(), DB: dbc}, chat.Deps{Logger: log.With("service", "chat")})
-	})
-	run("inference", func() error {
-		return inference.Run(ctx, inference.Config{
-			NATSURL: ns.ClientURL(), HFToken: hf.Token(), HFBaseURL: hf.BaseURL(),
-			HFModel: "mistralai/Mistral-7B-Instruct-v0.3", MaxTokens: 256,
-			RetryBase: 50 * time.Millisecond, RetryMaxWait: 10 * time.Second,
-		}, inference.Deps{Logger: log.With("service", "inference")})
-	})
-	run("gateway", func() error {
-		return gateway.Run(ctx, gateway.Config{NATSURL: ns.ClientURL(), WebDir: t.TempDir(), SendRate: 10000, AuthRate: 10000},
-			gateway.Deps{Logger: log.With("service", "gateway"), Listener: ln})
-	})
-	t.Cleanup(func() {
-		cancel()
-		for range 4 {
-			select {
-			case r := <-results:
-				if r.err != nil {
-					t.Errorf("%s.Run returned %v", r.name, r.err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("a service did not stop")
-			}
-		}
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-
-	s := &stack{t: t, base: "http://" + ln.Addr().String(), hf: hf, db: d}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		res, err := http.Get(s.base + "/readyz")
-		if err == nil {
-			body, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("not ready: %s", body)
-			}
-		} else if time.Now().After(deadline) {
-			t.Fatalf("not ready: %v", err)
-		}
-		select {
-		case r := <-results:
-			t.Fatalf("%s.Run stopped early: %v", r.name, r.err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return s
+	st := e2e.New(t, e2e.Options{})
+	return &stack{t: t, base: st.URLs[0], hf: st.HF}
 }
 
 // client is one API client: a browser (cookie jar, CSRF header) or a bearer client.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/parley-chat/parley/libs/events"
 	"github.com/parley-chat/parley/libs/events/authtoken"
+	"github.com/parley-chat/parley/tests/internal/e2e"
 )
 
 // b64 is base64url without padding, as JWTs use.
@@ -208,7 +209,7 @@ func testSessionRevocation(t *testing.T, s *stack) {
 	r0 := b.session.RefreshToken
 	var s1 loginReply
 	s.newClient(true).call("POST", "/api/auth/refresh", map[string]string{"refresh_token": r0}, http.StatusOK, &s1)
-	time.Sleep(s.authCfg.RefreshReuseGrace + 500*time.Millisecond)
+	time.Sleep(s.AuthConfig.RefreshReuseGrace + 500*time.Millisecond)
 	if res := s.newClient(true).raw("POST", "/api/auth/refresh", mustJSON(map[string]string{"refresh_token": r0}), nil); res.status != http.StatusUnauthorized {
 		t.Fatalf("replayed refresh token: %d %s", res.status, res.body)
 	}
@@ -216,7 +217,7 @@ func testSessionRevocation(t *testing.T, s *stack) {
 		t.Errorf("successor of a replayed refresh token: %d %s", res.status, res.body)
 	}
 	succ := &client{s: s, http: &http.Client{Timeout: 10 * time.Second}, bearer: s1.AccessToken}
-	eventually(t, time.Second, "access token of the revoked family refused", func() error {
+	e2e.Eventually(t, time.Second, "access token of the revoked family refused", func() error {
 		if res := succ.raw("GET", "/api/auth/me", nil, nil); res.status != http.StatusUnauthorized {
 			return fmt.Errorf("status %d", res.status)
 		}
@@ -246,14 +247,14 @@ func testKeyRotation(t *testing.T, s *stack) {
 	browser := s.login(old.user.Username, true)
 	oldKID := tokenKID(t, old.bearer)
 
-	s.auth.halt()
-	s.authCfg.RotateKey = true
-	s.auth.start()
-	defer func() { s.authCfg.RotateKey = false }()
-	s.waitReady(30 * time.Second)
+	s.Auth.Stop()
+	s.AuthConfig.RotateKey = true
+	s.Auth.Start()
+	defer func() { s.AuthConfig.RotateKey = false }()
+	s.WaitReady(30 * time.Second)
 
 	var fresh *client
-	eventually(t, 20*time.Second, "login after rotation", func() error {
+	e2e.Eventually(t, 20*time.Second, "login after rotation", func() error {
 		c := s.newClient(true)
 		res := c.raw("POST", "/api/auth/login", mustJSON(map[string]string{"username": old.user.Username, "password": password}), nil)
 		if res.status != http.StatusOK {
@@ -269,7 +270,7 @@ func testKeyRotation(t *testing.T, s *stack) {
 	}
 	// The gateway learns the new key on the first token that names it (its refetch is
 	// rate-limited, hence eventually).
-	eventually(t, 15*time.Second, "token of the new key accepted", func() error {
+	e2e.Eventually(t, 15*time.Second, "token of the new key accepted", func() error {
 		if res := fresh.raw("GET", "/api/auth/me", nil, nil); res.status != http.StatusOK {
 			return fmt.Errorf("status %d", res.status)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/parley-chat/parley/libs/devstack/fakehf"
 	"github.com/parley-chat/parley/libs/events"
+	"github.com/parley-chat/parley/tests/internal/e2e"
 )
 
 // testProductUnderPermissions: the whole product works when every service connects as
@@ -82,7 +83,7 @@ func testProductUnderPermissions(t *testing.T, s *stack) {
 	refresher.call("POST", "/api/auth/refresh", map[string]string{"refresh_token": api.session.RefreshToken}, http.StatusOK, &rotated)
 	api.bearer = rotated.AccessToken
 	api.call("POST", "/api/auth/logout", nil, http.StatusNoContent, nil)
-	eventually(t, 2*time.Second, "logged-out token refused", func() error {
+	e2e.Eventually(t, 2*time.Second, "logged-out token refused", func() error {
 		if res := api.raw("GET", "/api/auth/me", nil, nil); res.status != http.StatusUnauthorized {
 			return fmt.Errorf("status %d", res.status)
 		}

@@ -99,7 +99,7 @@ func testSecrets(t *testing.T, s *stack) {
 		}
 	}
 
-	logs := s.logs.String()
+	logs := s.Logs()
 	if len(logs) < 10000 {
 		t.Fatalf("only %d bytes of logs captured", len(logs))
 	}

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -40,6 +39,7 @@ import (
 	"github.com/parley-chat/parley/services/chat"
 	"github.com/parley-chat/parley/services/gateway"
 	"github.com/parley-chat/parley/services/inference"
+	"github.com/parley-chat/parley/tests/internal/e2e"
 )
 
 // password is the password of every test user (long enough, not a common one).
@@ -217,85 +217,10 @@ func setupDBUsers(t *testing.T) dbUsers {
 	return dbUsers{Auth: a, Chat: c, Admin: d.DB, Name: d.Name}
 }
 
-// logSink keeps every log line of every service (at debug level) for the secrets check,
-// and shows warnings and errors in the test log while the test runs.
-type logSink struct {
-	mu    sync.Mutex
-	t     *testing.T
-	buf   bytes.Buffer
-	done  bool
-	watch func(line string)
-}
-
-func (w *logSink) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	line := strings.TrimRight(string(p), "\n")
-	if w.watch != nil {
-		w.watch(line)
-	}
-	if !w.done && (strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR")) {
-		w.t.Log(line)
-	}
-	return len(p), nil
-}
-
-func (w *logSink) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
-
-func (w *logSink) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
-}
-
-// service is one service's Run, which a test can stop and start again.
-type service struct {
-	name  string
-	t     *testing.T
-	run   func(ctx context.Context) error
-	mu    sync.Mutex
-	stop  context.CancelFunc
-	ended chan error
-}
-
-func (v *service) start() {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.stop != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	v.stop, v.ended = cancel, make(chan error, 1)
-	ended := v.ended
-	go func() { ended <- v.run(ctx) }()
-}
-
-func (v *service) halt() {
-	v.mu.Lock()
-	stop, ended := v.stop, v.ended
-	v.stop = nil
-	v.mu.Unlock()
-	if stop == nil {
-		return
-	}
-	stop()
-	select {
-	case err := <-ended:
-		if err != nil {
-			v.t.Errorf("%s.Run returned %v", v.name, err)
-		}
-	case <-time.After(30 * time.Second):
-		v.t.Errorf("%s did not stop within 30s", v.name)
-	}
-}
-
-// stack is the running product, every service with its own NATS and MySQL user.
+// stack is the running product (tests/internal/e2e's), every service with its own NATS
+// and MySQL user.
 type stack struct {
+	*e2e.Stack
 	t    *testing.T
 	base string
 	// limited is a second gateway replica with small rate limits and Secure cookies.
@@ -303,12 +228,7 @@ type stack struct {
 	nats    *server.Server
 	nu      natsUsers
 	db      dbUsers
-	hf      *fakehf.Server
-	logs    *logSink
-
-	authCfg auth.Config
-	auth    *service
-	all     []*service
+	hf      *e2e.Fake
 
 	mu        sync.Mutex
 	responses []recorded
@@ -331,21 +251,9 @@ type stackOptions struct {
 
 func newStack(t *testing.T, o stackOptions) *stack {
 	t.Helper()
-	s := &stack{t: t, logs: &logSink{t: t}}
-	s.logs.watch = func(line string) {
-		if strings.Contains(line, "Permissions Violation") || strings.Contains(line, "permissions violation") {
-			s.mu.Lock()
-			s.violations = append(s.violations, line)
-			s.mu.Unlock()
-		}
-	}
-	t.Cleanup(s.logs.stop)
-	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-
+	s := &stack{t: t}
 	s.db = setupDBUsers(t)
 	s.nats, s.nu = startSecureNATS(t, nil)
-	s.hf = fakehf.New(fakehf.Options{Tokens: []string{"hf_secret_" + randomHex(12)}})
-	t.Cleanup(s.hf.Close)
 
 	webDir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(webDir, "assets"), 0o755); err != nil {
@@ -354,105 +262,49 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	_ = os.WriteFile(filepath.Join(webDir, "index.html"), []byte(spaIndex), 0o644)
 	_ = os.WriteFile(filepath.Join(webDir, "assets", "app.js"), []byte("console.log('parley')\n"), 0o644)
 
-	s.authCfg = auth.Config{
-		NATSURL: userURL(s.nats, "auth", s.nu["auth"]), DB: s.db.Auth,
-		RequestTimeout: 5 * time.Second, AccessTokenTTL: 15 * time.Minute,
-		SessionIdleTimeout: time.Hour, SessionAbsoluteTimeout: 12 * time.Hour, RefreshReuseGrace: 2 * time.Second,
-		// Small argon2 parameters keep the tests fast (the defaults are tested in auth).
-		Argon2MemoryKiB: 1024, Argon2Time: 1, Argon2Threads: 1, HashConcurrency: 4, HashQueue: 64,
-		LoginIPPerMinute: 100000, LoginIPBurst: 100000, KeyMaxAge: 720 * time.Hour,
-	}
-	if o.authCfg != nil {
-		o.authCfg(&s.authCfg)
-	}
-	s.auth = s.service("auth", func(ctx context.Context) error {
-		return auth.Run(ctx, s.authCfg, auth.Deps{Logger: log.With("service", "auth")})
-	})
-	chatCfg := chat.Config{NATSURL: userURL(s.nats, "chat", s.nu["chat"]), DB: s.db.Chat}
-	s.service("chat", func(ctx context.Context) error {
-		return chat.Run(ctx, chatCfg, chat.Deps{Logger: log.With("service", "chat")})
-	})
-	infCfg := inference.Config{
-		NATSURL: userURL(s.nats, "inference", s.nu["inference"]), HFToken: s.hf.Token(), HFBaseURL: s.hf.BaseURL(),
-		HFModel: model, MaxTokens: 256, RetryBase: 50 * time.Millisecond, RetryMaxWait: 10 * time.Second,
-		ShutdownTimeout: 5 * time.Second,
-	}
-	s.service("inference", func(ctx context.Context) error {
-		return inference.Run(ctx, infCfg, inference.Deps{Logger: log.With("service", "inference")})
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gwCfg := gateway.Config{
-		NATSURL: userURL(s.nats, "gateway", s.nu["gateway"]), WebDir: webDir,
-		SendRate: 100000, AuthRate: 100000, TrustedProxies: []string{"127.0.0.1/32"},
-	}
-	if o.gatewayCfg != nil {
-		o.gatewayCfg(&gwCfg)
-	}
-	s.service("gateway", func(ctx context.Context) error {
-		return gateway.Run(ctx, gwCfg, gateway.Deps{Logger: log.With("service", "gateway"), Listener: ln})
-	})
-	s.base = "http://" + ln.Addr().String()
-
-	// A second replica as deployed behind a TLS proxy, with the default-sized rate limits
-	// made small: per-user sends and per-IP logins, HTTPS cookies, trusted proxy headers.
-	lln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	limCfg := gwCfg
-	limCfg.SendRate, limCfg.AuthRate, limCfg.CookieSecure = 3, 5, true
-	s.service("gateway-limited", func(ctx context.Context) error {
-		return gateway.Run(ctx, limCfg, gateway.Deps{Logger: log.With("service", "gateway-limited"), Listener: lln})
-	})
-	s.limited = "http://" + lln.Addr().String()
-	for _, v := range s.all {
-		v.start()
-	}
-	t.Cleanup(func() {
-		var wg sync.WaitGroup
-		for _, v := range s.all {
-			wg.Go(v.halt)
-		}
-		wg.Wait()
-	})
-	s.waitReady(60 * time.Second)
-	return s
-}
-
-func (s *stack) service(name string, run func(ctx context.Context) error) *service {
-	v := &service{name: name, t: s.t, run: run}
-	s.all = append(s.all, v)
-	return v
-}
-
-// waitReady waits until both gateways' /readyz answer 200.
-func (s *stack) waitReady(within time.Duration) {
-	s.t.Helper()
-	s.waitReadyAt(s.base, within)
-	s.waitReadyAt(s.limited, within)
-}
-
-func (s *stack) waitReadyAt(base string, within time.Duration) {
-	s.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		res, err := http.Get(base + "/readyz")
-		var body []byte
-		if err == nil {
-			body, _ = io.ReadAll(res.Body)
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
+	warn := slog.LevelWarn
+	s.Stack = e2e.New(t, e2e.Options{
+		// Gateway 1 is a second replica as deployed behind a TLS proxy, with the
+		// default-sized rate limits made small: per-user sends and per-IP logins, HTTPS
+		// cookies, trusted proxy headers.
+		Gateways:  2,
+		NATSURL:   s.nats.ClientURL(),
+		DB:        &s.db.Chat,
+		HFOptions: fakehf.Options{Tokens: []string{"hf_secret_" + randomHex(12)}},
+		// Every log line of every service (at debug level) is kept for the secrets
+		// check; warnings and errors show in the test log.
+		LogLevel: slog.LevelDebug, ShowLevel: &warn, KeepLogs: true,
+		LogWatch: func(line string) {
+			if strings.Contains(line, "Permissions Violation") || strings.Contains(line, "permissions violation") {
+				s.mu.Lock()
+				s.violations = append(s.violations, line)
+				s.mu.Unlock()
 			}
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("gateway not ready: %v %s", err, body)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		},
+		Auth: func(c *auth.Config) {
+			c.NATSURL, c.DB = userURL(s.nats, "auth", s.nu["auth"]), s.db.Auth
+			c.RefreshReuseGrace = 2 * time.Second
+			if o.authCfg != nil {
+				o.authCfg(c)
+			}
+		},
+		Chat: func(c *chat.Config) { c.NATSURL = userURL(s.nats, "chat", s.nu["chat"]) },
+		Inference: func(_ int, c *inference.Config) {
+			c.NATSURL = userURL(s.nats, "inference", s.nu["inference"])
+		},
+		Gateway: func(i int, c *gateway.Config) {
+			c.NATSURL, c.WebDir = userURL(s.nats, "gateway", s.nu["gateway"]), webDir
+			c.TrustedProxies = []string{"127.0.0.1/32"}
+			if o.gatewayCfg != nil {
+				o.gatewayCfg(c)
+			}
+			if i == 1 {
+				c.SendRate, c.AuthRate, c.CookieSecure = 3, 5, true
+			}
+		},
+	})
+	s.base, s.limited, s.hf = s.URLs[0], s.URLs[1], s.HF
+	return s
 }
 
 // expectedViolations are denied attempts the product makes on purpose: a gateway that
@@ -753,20 +605,4 @@ func mustURL(s string) *url.URL {
 		panic(err)
 	}
 	return u
-}
-
-// eventually retries check every 50 ms until it returns nil or within passes.
-func eventually(t *testing.T, within time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, within, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

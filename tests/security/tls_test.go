@@ -16,6 +16,7 @@ import (
 	"github.com/parley-chat/parley/libs/devstack/testdb"
 	"github.com/parley-chat/parley/libs/events"
 	"github.com/parley-chat/parley/services/auth"
+	"github.com/parley-chat/parley/tests/internal/e2e"
 	"github.com/parley-chat/parley/tests/security/internal/testcerts"
 )
 
@@ -45,7 +46,7 @@ func TestNATSTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	eventually(t, 5*time.Second, "connected over TLS", func() error {
+	e2e.Eventually(t, 5*time.Second, "connected over TLS", func() error {
 		if !nc.IsConnected() {
 			return nats.ErrConnectionClosed
 		}
@@ -102,7 +103,7 @@ func TestNATSTLS(t *testing.T) {
 			t.Errorf("auth.Run: %v", err)
 		}
 	}()
-	eventually(t, 15*time.Second, "auth connected over mutual TLS", func() error {
+	e2e.Eventually(t, 15*time.Second, "auth connected over mutual TLS", func() error {
 		cz, err := ns.Connz(&server.ConnzOptions{Username: true})
 		if err != nil {
 			return err

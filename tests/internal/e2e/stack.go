@@ -51,17 +51,28 @@ type Options struct {
 	HFOptions fakehf.Options
 	// DB replaces the fresh test database (a drill's private MariaDB server).
 	DB *db.Config
+	// NATSURL, when set, is a NATS server the test runs itself (one with users and
+	// permissions, say); the stack then starts none (Stack.NATS is nil).
+	NATSURL string
 	// WorkerNATSURL, when set, gives worker i its own NATS URL given the server's (a
 	// proxy that a drill can cut to make the worker vanish).
 	WorkerNATSURL func(i int, natsURL string) string
 	// WorkerHF, when set, gives worker i its own fake router.
 	WorkerHF func(i int) *Fake
-	// Chat and Inference adjust the services' configurations.
+	// Auth, Chat, Inference and Gateway adjust the services' configurations.
+	Auth      func(*auth.Config)
 	Chat      func(*chat.Config)
 	Inference func(i int, cfg *inference.Config)
 	Gateway   func(i int, cfg *gateway.Config)
 	// LogLevel of the services' logs in the test log (default warn).
 	LogLevel slog.Level
+	// ShowLevel, when set, keeps lines below it out of the test log (they are still
+	// kept and watched).
+	ShowLevel *slog.Level
+	// KeepLogs keeps every log line for Stack.Logs.
+	KeepLogs bool
+	// LogWatch, when set, sees every log line of every service.
+	LogWatch func(line string)
 }
 
 // Stack is the running product.
@@ -75,12 +86,15 @@ type Stack struct {
 	SQL *sql.DB
 
 	Auth, Chat *Service
+	// AuthConfig is auth's configuration; a change takes effect when Auth starts again.
+	AuthConfig auth.Config
 	Workers    []*Service
 	Gateways   []*Service
 	// URLs are the gateways' base URLs, in the order of Gateways.
 	URLs []string
 
-	logs *logWriter
+	logs    *logWriter
+	natsURL string
 }
 
 // New starts a stack and waits until every gateway is ready.
@@ -92,7 +106,10 @@ func New(t *testing.T, opts Options) *Stack {
 	if opts.Workers <= 0 {
 		opts.Workers = 1
 	}
-	s := &Stack{T: t, logs: &logWriter{t: t}}
+	s := &Stack{T: t, logs: &logWriter{t: t, keep: opts.KeepLogs, show: opts.ShowLevel}}
+	if opts.LogWatch != nil {
+		s.logs.watch = append(s.logs.watch, opts.LogWatch)
+	}
 	t.Cleanup(s.logs.stop)
 	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: opts.LogLevel}))
 	if opts.LogLevel == 0 {
@@ -106,20 +123,29 @@ func New(t *testing.T, opts Options) *Stack {
 		s.DB = db.Config{Username: d.User, Password: d.Password, Host: d.Host, Port: d.Port, Name: d.Name, MaxOpen: 10}
 		s.SQL = d.DB
 	}
-	s.NATS = StartNATS(t)
+	if opts.NATSURL != "" {
+		s.natsURL = opts.NATSURL
+	} else {
+		s.NATS = StartNATS(t)
+		s.natsURL = s.NATS.URL()
+	}
 	s.HF = NewFake(opts.HFOptions)
 	t.Cleanup(s.HF.Close)
-	url := s.NATS.URL()
+	url := s.natsURL
 
+	s.AuthConfig = auth.Config{
+		NATSURL: url, DB: s.DB,
+		RequestTimeout: 5 * time.Second, AccessTokenTTL: 15 * time.Minute,
+		SessionIdleTimeout: time.Hour, SessionAbsoluteTimeout: 12 * time.Hour, RefreshReuseGrace: 10 * time.Second,
+		// Small argon2 parameters keep the tests fast.
+		Argon2MemoryKiB: 1024, Argon2Time: 1, Argon2Threads: 1, HashConcurrency: 4, HashQueue: 64,
+		LoginIPPerMinute: 100000, LoginIPBurst: 100000, KeyMaxAge: 720 * time.Hour,
+	}
+	if opts.Auth != nil {
+		opts.Auth(&s.AuthConfig)
+	}
 	s.Auth = s.service("auth", func(ctx context.Context) error {
-		return auth.Run(ctx, auth.Config{
-			NATSURL: url, DB: s.DB,
-			RequestTimeout: 5 * time.Second, AccessTokenTTL: 15 * time.Minute,
-			SessionIdleTimeout: time.Hour, SessionAbsoluteTimeout: 12 * time.Hour, RefreshReuseGrace: 10 * time.Second,
-			// Small argon2 parameters keep the tests fast.
-			Argon2MemoryKiB: 1024, Argon2Time: 1, Argon2Threads: 1, HashConcurrency: 4, HashQueue: 64,
-			LoginIPPerMinute: 100000, LoginIPBurst: 100000, KeyMaxAge: 720 * time.Hour,
-		}, auth.Deps{Logger: log.With("service", "auth")})
+		return auth.Run(ctx, s.AuthConfig, auth.Deps{Logger: log.With("service", "auth")})
 	})
 	chatCfg := chat.Config{NATSURL: url, DB: s.DB}
 	if opts.Chat != nil {
@@ -231,7 +257,7 @@ func (s *Stack) WaitReady(within time.Duration) {
 // JetStream opens a JetStream context on the current NATS server, for observations.
 func (s *Stack) JetStream() jetstream.JetStream {
 	s.T.Helper()
-	nc, err := nats.Connect(s.NATS.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	nc, err := nats.Connect(s.natsURL, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
 		s.T.Fatalf("connect to nats: %v", err)
 	}
@@ -364,6 +390,11 @@ type logWriter struct {
 	done bool
 	// watch, when set, sees every line.
 	watch []func(string)
+	// keep keeps every line in buf.
+	keep bool
+	buf  strings.Builder
+	// show, when set, is the lowest level shown in the test log.
+	show *slog.Level
 }
 
 func (w *logWriter) Write(p []byte) (int, error) {
@@ -373,10 +404,37 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	for _, fn := range w.watch {
 		fn(line)
 	}
-	if !w.done {
+	if w.keep {
+		w.buf.Write(p)
+	}
+	if !w.done && w.shown(line) {
 		w.t.Log(line)
 	}
 	return len(p), nil
+}
+
+// shown reports whether a line's level (slog's text format) reaches w.show.
+func (w *logWriter) shown(line string) bool {
+	if w.show == nil {
+		return true
+	}
+	_, rest, ok := strings.Cut(line, " level=")
+	if !ok {
+		return true
+	}
+	name, _, _ := strings.Cut(rest, " ")
+	var level slog.Level
+	if level.UnmarshalText([]byte(name)) != nil {
+		return true
+	}
+	return level >= *w.show
+}
+
+// Logs returns every log line so far (Options.KeepLogs).
+func (s *Stack) Logs() string {
+	s.logs.mu.Lock()
+	defer s.logs.mu.Unlock()
+	return s.logs.buf.String()
 }
 
 func (w *logWriter) stop() {
