@@ -12,6 +12,7 @@ import {
   messages,
   newPage,
   newUser,
+  openAccountMenu,
   send,
   signUp,
   startChat,
@@ -135,7 +136,8 @@ describe('Parley web app', { concurrency: false }, () => {
       await page.getByRole('button', { name: 'Start new chat' }).waitFor();
       const chatId = await startChat(page);
       await waitStatus(await send(page, 'Remember me'), 'complete');
-      await page.getByRole('button', { name: 'Log out' }).click();
+      await openAccountMenu(page);
+      await page.getByRole('button', { name: 'Log out', exact: true }).click();
       await page.waitForURL(/\/login$/);
       // The old session no longer works, even for API calls.
       const me = await page.request.get('/api/auth/me');
@@ -167,6 +169,49 @@ describe('Parley web app', { concurrency: false }, () => {
     }
   });
 
+  test('log out everywhere ends the sessions of every browser', async () => {
+    const owner = newUser();
+    const res = await fetch(`${BASE_URL}/api/auth/signup`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Parley-CSRF': '1' },
+      body: JSON.stringify(owner),
+    });
+    assert.equal(res.status, 201);
+    const a = await newPage(browser);
+    const b = await newPage(browser);
+    try {
+      // The same person in two browsers.
+      await logIn(a.page, owner);
+      await a.page.getByRole('button', { name: 'Start new chat' }).waitFor();
+      await logIn(b.page, owner);
+      await b.page.getByRole('button', { name: 'Start new chat' }).waitFor();
+      const chatId = await startChat(b.page);
+      assert.equal((await b.page.request.get('/api/auth/me')).status(), 200);
+
+      await openAccountMenu(a.page);
+      await a.page.getByRole('button', { name: 'Log out everywhere' }).click();
+      await a.page.waitForURL(/\/login$/);
+      assert.equal((await a.page.request.get('/api/auth/me')).status(), 401);
+
+      // The other browser's session ended too (its refresh cookie no longer works): its next
+      // action goes to sign in, and back to the chat afterwards.
+      assert.equal((await b.page.request.get('/api/auth/me')).status(), 401);
+      await b.page.reload();
+      await b.page.waitForURL(/\/login\?next=/);
+      await b.page.getByLabel('Username', exact).fill(owner.username);
+      await b.page.getByLabel('Password', exact).fill(owner.password);
+      await b.page.getByRole('button', { name: 'Log in' }).click();
+      await b.page.waitForURL(new RegExp(`/chats/${chatId}$`));
+      await b.page.getByLabel('Message', exact).waitFor();
+      assert.equal((await b.page.request.get('/api/auth/me')).status(), 200, 'a new sign-in works');
+      assert.deepEqual(a.problems, []);
+      assert.deepEqual(b.problems, []);
+    } finally {
+      await a.context.close();
+      await b.context.close();
+    }
+  });
+
   test('Stop ends a running answer; Regenerate replaces it', async () => {
     const { context, page, problems } = await newPage(browser);
     const cancels = [];
@@ -180,13 +225,15 @@ describe('Parley web app', { concurrency: false }, () => {
       const answer = await send(page, 'Tell me a long story please');
       const stop = page.getByRole('button', { name: 'Stop' });
       await stop.click({ timeout: 5_000 });
+      // The stack paces the demo model's words 60 ms apart (about 4 s an answer), so Stop
+      // always meets a running answer.
       const end = await waitStatus(answer, ['cancelled', 'complete']);
-      assert.equal(cancels.length, 1, 'one cancel request');
-      // 202 while it ran; 409 not_running if it had just finished.
-      assert.ok([202, 409].includes(cancels[0]), `cancel answered ${cancels[0]}`);
-      if (cancels[0] === 202) assert.equal(end, 'cancelled');
+      assert.deepEqual(cancels, [202], 'one cancel request, accepted while the answer ran');
+      assert.equal(end, 'cancelled');
       await page.getByRole('button', { name: 'Send' }).waitFor();
-      if (end === 'cancelled') await answer.getByText('Stopped').waitFor();
+      await answer.getByText('Stopped').waitFor();
+      const stopped = (await answer.locator('.answer').innerText()).trim();
+      assert.ok(!/restart the inference workers\.$/.test(stopped), 'the answer was cut short');
 
       const firstId = await answer.getAttribute('data-message-id');
       await page.getByRole('button', { name: 'Regenerate' }).click();
@@ -313,41 +360,6 @@ describe('Parley web app', { concurrency: false }, () => {
       await page.getByRole('button', { name: 'Log in' }).click();
       await page.waitForURL(new RegExp(`/chats/${id}$`));
       await page.getByLabel('Message', exact).waitFor();
-      assert.deepEqual(problems, []);
-    } finally {
-      await context.close();
-    }
-  });
-
-  test('waiting for the model shows the reason and a countdown, then the answer continues', async () => {
-    const { context, page, problems } = await newPage(browser);
-    try {
-      await logIn(page, user);
-      await page.getByRole('button', { name: 'Start new chat' }).waitFor();
-      await startChat(page);
-      // Stand in for a rate-limited model: the answer's stream says "waiting" (no id, so
-      // the real stream later replays from the start).
-      const retryAt = new Date(Date.now() + 30_000).toISOString();
-      const waiting = async (route) =>
-        route.fulfill({
-          status: 200,
-          headers: { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' },
-          body: `event: waiting\ndata: {"reason":"rate_limited","retry_at":"${retryAt}"}\n\n`,
-        });
-      await page.route('**/api/messages/*/stream*', waiting);
-      const answer = await send(page, 'Are you busy?');
-      const note = answer.getByText(/Waiting for the model: the model is rate limited\. Trying again in \d+ s\./);
-      await note.waitFor();
-      const left = async () => Number(/in (\d+) s/.exec(await note.innerText())[1]);
-      const first = await left();
-      assert.ok(first > 20 && first <= 30, `countdown ${first}`);
-      await waitUntil(async () => (await left()) < first, 'the countdown to tick');
-      await page.getByRole('button', { name: 'Stop' }).waitFor();
-      // The model is back: the real stream replays the answer to the end.
-      await page.unroute('**/api/messages/*/stream*', waiting);
-      await waitStatus(answer, ['complete', 'cancelled']);
-      assert.equal(await answer.getByText(/Waiting for the model/).count(), 0);
-      assert.match(await answer.innerText(), /demo model/i);
       assert.deepEqual(problems, []);
     } finally {
       await context.close();

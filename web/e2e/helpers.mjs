@@ -109,3 +109,9 @@ export async function startChat(page) {
   await page.getByLabel('Message', { exact: true }).waitFor();
   return new URL(page.url()).pathname.split('/').pop();
 }
+
+/** Opens the account menu in the top bar (Log out, Log out everywhere). */
+export async function openAccountMenu(page) {
+  await page.locator('.account-menu > summary').click();
+  await page.getByRole('button', { name: 'Log out everywhere' }).waitFor();
+}

@@ -15,6 +15,8 @@ export const auth = {
   signup: (b: { username: string; email: string; password: string; firstname: string; lastname: string }) =>
     api<{ user: User }>('/api/auth/signup', { method: 'POST', body: b, noAuthRedirect: true }).then((r) => r.user),
   logout: () => api<void>('/api/auth/logout', { method: 'POST', noAuthRedirect: true }),
+  /** Ends every session of the account ("log out everywhere"). */
+  logoutAll: () => api<void>('/api/auth/logout-all', { method: 'POST', noAuthRedirect: true }),
 };
 
 export const models = {

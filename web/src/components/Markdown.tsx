@@ -2,11 +2,12 @@
 // parsed), links are limited to http(s), mailto and relative ones (javascript:, data:,
 // vbscript: and the like become inert), images are shown as links (no third-party
 // requests, and the CSP allows none), and no raw HTML is ever injected into the page.
-import { memo, isValidElement, type ReactElement, type ReactNode } from 'react';
+import { memo, isValidElement, useMemo, type ReactElement, type ReactNode } from 'react';
 import ReactMarkdown, { type Components, type Options } from 'react-markdown';
 import { gfm } from 'micromark-extension-gfm';
 import { gfmFromMarkdown } from 'mdast-util-gfm';
 import { CodeBlock } from './CodeBlock';
+import { markdownBlocks } from './mdBlocks';
 
 const SAFE_PROTOCOL = /^(https?|mailto):$/i;
 
@@ -98,13 +99,27 @@ const components: Components = {
 
 const remarkPlugins = [remarkGfmParse, remarkHtmlAsText] as unknown as NonNullable<Options['remarkPlugins']>;
 
-/** Markdown for one message; memoised, so it re-renders only when its text changes. */
+/** One top-level block (or the whole text), memoised on its text. */
+const Block = memo(function Block({ text }: { text: string }) {
+  return (
+    <ReactMarkdown remarkPlugins={remarkPlugins} urlTransform={safeUrl} components={components}>
+      {text}
+    </ReactMarkdown>
+  );
+});
+
+/**
+ * Markdown for one message; memoised, so it re-renders only when its text changes. A long
+ * text is rendered block by block (mdBlocks.ts): as an answer streams, only its last block
+ * is parsed again, so the cost of an update does not grow with the answer.
+ */
 export const Markdown = memo(function Markdown({ text }: { text: string }) {
+  const blocks = useMemo(() => markdownBlocks(text), [text]);
   return (
     <div className="md">
-      <ReactMarkdown remarkPlugins={remarkPlugins} urlTransform={safeUrl} components={components}>
-        {text}
-      </ReactMarkdown>
+      {blocks.map((b, i) => (
+        <Block key={i} text={b} />
+      ))}
     </div>
   );
 });

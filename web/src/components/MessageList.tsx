@@ -79,17 +79,23 @@ export function MessageList(p: MessageListProps) {
     if (p.followToken > 0) v.scrollToEnd();
   }, [p.followToken, v]);
 
+  // Reads the scroll position (a layout read): on scroll events, which come after layout,
+  // and when rows come or go, never on every render (a streaming answer renders often).
+  const props = useRef(p);
+  props.current = p;
   const check = useCallback(() => {
     const el = scrollRef.current;
     if (!el) return;
+    const q = props.current;
     setAtEnd(el.scrollHeight - el.scrollTop - el.clientHeight <= 48);
-    if (p.hasOlder && !p.loadingOlder && !p.olderError && el.scrollTop < NEAR_TOP) p.onLoadOlder();
-  }, [p]);
+    if (q.hasOlder && !q.loadingOlder && !q.olderError && el.scrollTop < NEAR_TOP) q.onLoadOlder();
+  }, []);
 
-  // After each change: maybe the page does not fill the view yet, or we are near the top.
+  // After rows came or a page finished loading: maybe the page does not fill the view
+  // yet, or we are still near the top.
   useEffect(() => {
     check();
-  }, [total, rows.length, check]);
+  }, [rows.length, p.hasOlder, p.loadingOlder, check]);
 
   const items = v.getVirtualItems();
 

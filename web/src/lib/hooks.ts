@@ -15,13 +15,26 @@ export function useDebounced<T>(value: T, ms: number): T {
   return v;
 }
 
-/** Seconds left until a time (ms since epoch), ticking every second; 0 when passed. */
+/**
+ * Seconds left until a time (ms since epoch), rounded up; 0 when passed. It re-renders as
+ * each whole second passes, and starts afresh whenever the time changes (a new wait).
+ */
 export function useCountdown(at: number | undefined): number {
-  const [now, setNow] = useState(() => Date.now());
+  const [, setTick] = useState(0);
   useEffect(() => {
     if (!at) return;
-    const t = setInterval(() => setNow(Date.now()), 1000);
-    return () => clearInterval(t);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const schedule = () => {
+      const left = at - Date.now();
+      if (left <= 0) return;
+      // Wake just after the shown number changes.
+      timer = setTimeout(() => {
+        setTick((n) => n + 1);
+        schedule();
+      }, (left % 1000) + 5);
+    };
+    schedule();
+    return () => clearTimeout(timer);
   }, [at]);
-  return at ? Math.max(0, Math.ceil((at - now) / 1000)) : 0;
+  return at ? Math.max(0, Math.ceil((at - Date.now()) / 1000)) : 0;
 }

@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from 'react';
 import { Link, Navigate, Outlet, useLocation } from 'react-router';
+import { AccountMenu } from '../components/AccountMenu';
 import { Sidebar } from '../components/Sidebar';
 import { AppProvider } from '../state/app';
 import { loginPath, safeNext, useAuth } from '../state/auth';
@@ -14,7 +15,7 @@ export function Splash() {
 
 /** Signed-in screens: header, chat history sidebar (a drawer on phones) and the page. */
 export function AppLayout() {
-  const { status, user, logout } = useAuth();
+  const { status, user, logout, logoutAll } = useAuth();
   const location = useLocation();
   const [drawer, setDrawer] = useState(false);
   const menuBtn = useRef<HTMLButtonElement>(null);
@@ -65,14 +66,7 @@ export function AppLayout() {
             Parley
           </Link>
           <span className="spacer" />
-          {user && (
-            <span className="who" title={user.email}>
-              {user.firstname || user.username}
-            </span>
-          )}
-          <button type="button" className="btn btn-small" onClick={() => void logout()}>
-            Log out
-          </button>
+          {user && <AccountMenu user={user} onLogout={logout} onLogoutAll={logoutAll} />}
         </header>
         <aside id="sidebar" className="sidebar" ref={sidebar}>
           <Sidebar onNavigate={() => setDrawer(false)} />

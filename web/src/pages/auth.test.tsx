@@ -154,9 +154,45 @@ describe('home', () => {
       },
     });
     renderApp('/');
+    await userEvent.click(await screen.findByText('Ada'));
     await userEvent.click(await screen.findByRole('button', { name: 'Log out' }));
     expect(await screen.findByLabelText('Username')).toBeTruthy();
     expect(location.current).toBe('/login');
     expect(requests.some((r) => r.method === 'POST' && r.url === '/api/auth/logout')).toBe(true);
+  });
+
+  it('log out everywhere ends every session (with the CSRF header) and shows sign in', async () => {
+    let out = false;
+    const { requests } = fakeServer({
+      ...signedInRoutes,
+      'GET /api/auth/me': () => (out ? apiError(401, 'unauthenticated', 'x') : json(200, { user })),
+      'POST /api/auth/logout-all': () => {
+        out = true;
+        return new Response(null, { status: 204 });
+      },
+    });
+    renderApp('/');
+    await userEvent.click(await screen.findByText('Ada'));
+    expect(screen.getByText(/Ends every session of your account/)).toBeTruthy();
+    await userEvent.click(screen.getByRole('button', { name: 'Log out everywhere' }));
+    expect(await screen.findByLabelText('Username')).toBeTruthy();
+    expect(location.current).toBe('/login');
+    const call = requests.find((r) => r.url === '/api/auth/logout-all');
+    expect(call?.method).toBe('POST');
+    expect(call?.headers['x-parley-csrf']).toBe('1');
+    expect(requests.some((r) => r.url === '/api/auth/logout')).toBe(false);
+  });
+
+  it('log out everywhere that fails says so and stays signed in', async () => {
+    fakeServer({
+      ...signedInRoutes,
+      'GET /api/auth/me': () => json(200, { user }),
+      'POST /api/auth/logout-all': () => apiError(503, 'unavailable', 'The service is busy.'),
+    });
+    renderApp('/');
+    await userEvent.click(await screen.findByText('Ada'));
+    await userEvent.click(screen.getByRole('button', { name: 'Log out everywhere' }));
+    expect((await screen.findByRole('alert')).textContent).toMatch(/Could not log out everywhere: The service is busy/);
+    expect(location.current).toBe('/');
   });
 });

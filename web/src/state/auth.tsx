@@ -2,7 +2,7 @@
 // scripts); this only keeps the user's profile, learnt from /api/auth/me or login.
 import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import { useLocation, useNavigate } from 'react-router';
-import { ApiError, setUnauthenticatedHandler } from '../api/client';
+import { ApiError, describeError, setUnauthenticatedHandler } from '../api/client';
 import { auth } from '../api/endpoints';
 import type { User } from '../api/types';
 
@@ -16,6 +16,8 @@ interface AuthValue {
   login(username: string, password: string): Promise<User>;
   signup(b: { username: string; email: string; password: string; firstname: string; lastname: string }): Promise<User>;
   logout(): Promise<void>;
+  /** Ends every session of the account; resolves to a problem when it could not. */
+  logoutAll(): Promise<string | void>;
 }
 
 const Ctx = createContext<AuthValue | null>(null);
@@ -101,7 +103,24 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     navigate('/login', { replace: true });
   }, [navigate]);
 
-  const value = useMemo(() => ({ status, user, expired, login, signup, logout }), [status, user, expired, login, signup, logout]);
+  const logoutAll = useCallback(async () => {
+    try {
+      await auth.logoutAll();
+    } catch (e) {
+      // 401: this session had already ended, so there is nothing left here to end; any
+      // other failure leaves the other sessions running: say so, stay signed in.
+      if (!(e instanceof ApiError) || e.status !== 401) return `Could not log out everywhere: ${describeError(e)}`;
+    }
+    setUser(null);
+    setExpired(false);
+    setStatus('out');
+    navigate('/login', { replace: true });
+  }, [navigate]);
+
+  const value = useMemo(
+    () => ({ status, user, expired, login, signup, logout, logoutAll }),
+    [status, user, expired, login, signup, logout, logoutAll],
+  );
   return <Ctx.Provider value={value}>{children}</Ctx.Provider>;
 }
 
