@@ -30,8 +30,18 @@ export interface MessageListProps {
   followToken: number;
 }
 
-const ESTIMATE = 140;
 const NEAR_TOP = 400;
+
+/**
+ * A row's height before it is measured, from its text's length (about 80 characters a
+ * line of 24 px, plus the row's padding and footer): close guesses keep the scroll
+ * position steady when a page of older messages arrives above.
+ */
+function estimate(row: Row | undefined): number {
+  if (!row) return 140;
+  const len = row.kind === 'message' ? row.message.content.length : row.item.content.length;
+  return Math.min(4000, 72 + Math.ceil(Math.max(1, len) / 80) * 24);
+}
 
 export function MessageList(p: MessageListProps) {
   const scrollRef = useRef<HTMLDivElement>(null);
@@ -52,7 +62,7 @@ export function MessageList(p: MessageListProps) {
   const v = useVirtualizer({
     count: rows.length,
     getScrollElement: () => scrollRef.current,
-    estimateSize: () => ESTIMATE,
+    estimateSize: (i) => estimate(rowsRef.current[i]),
     getItemKey: (i) => rowsRef.current[i].key,
     overscan: 4,
     anchorTo: 'end',

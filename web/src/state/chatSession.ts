@@ -9,8 +9,9 @@ import { applyEvent, startLive, type Live, type Waiting } from '../sse/generatio
 import { openStream, type StreamHandle } from '../sse/stream';
 import type { SSEEvent } from '../sse/parser';
 import { Store, nextFrame, uuid } from '../lib/store';
+import { MESSAGE_PAGE, takePrefetched } from './chatPrefetch';
 
-export const MESSAGE_PAGE = 50;
+export { MESSAGE_PAGE };
 
 export interface OutboxItem {
   localId: string;
@@ -87,7 +88,11 @@ export class ChatSession extends Store<ChatState> {
     const g = ++this.gen;
     this.disposed = false;
     try {
-      const [chat, page] = await Promise.all([this.deps.api.get(this.chatId), this.deps.api.messages(this.chatId, { limit: MESSAGE_PAGE })]);
+      // Opened by its address: the chat and its newest page may already be on their way.
+      const pre = takePrefetched(this.chatId);
+      const getChat = () => this.deps.api.get(this.chatId);
+      const getPage = () => this.deps.api.messages(this.chatId, { limit: MESSAGE_PAGE });
+      const [chat, page] = await Promise.all([pre ? pre.chat.catch(getChat) : getChat(), pre ? pre.page.catch(getPage) : getPage()]);
       if (g !== this.gen || this.disposed) return;
       this.set({ status: 'ready', chat, messages: page.messages, olderCursor: page.next_cursor });
       page.messages.forEach((m) => this.watch(m));
