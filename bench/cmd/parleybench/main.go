@@ -113,7 +113,7 @@ func parse(args []string) (*options, error) {
 	fs.BoolVar(&o.login, "login", true, "also measure login throughput with the default argon2id parameters")
 	fs.IntVar(&o.loginConcurrency, "login-concurrency", 8, "concurrent clients of the login benchmark")
 	fs.DurationVar(&o.loginDuration, "login-duration", 10*time.Second, "length of the login benchmark")
-	fs.BoolVar(&o.idle, "idle", true, "measure memory per idle open stream before the turns")
+	fs.BoolVar(&o.idle, "idle", true, "measure memory per idle open stream, on a stack of its own, once per users count")
 	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (logs, profiles)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -235,6 +235,13 @@ func run(ctx context.Context, o *options, log *slog.Logger) error {
 			if err != nil {
 				return fmt.Errorf("run %d users x %d workers: %w", n, w, err)
 			}
+			if o.idle && w == o.workers[0] {
+				ir, err := idleRun(ctx, o, in, n, w, log)
+				if err != nil {
+					return fmt.Errorf("idle streams of %d users: %w", n, err)
+				}
+				r.Idle = ir
+			}
 			rep.Runs = append(rep.Runs, r)
 			if err := writeReport(o, rep); err != nil {
 				return err
@@ -281,10 +288,6 @@ func oneRun(ctx context.Context, o *options, in *infra, n, w int, log *slog.Logg
 		return r, fmt.Errorf("setup: %d errors, e.g. %s", e.count(), e.examples[0])
 	}
 	log.Info("users ready", "run", name, "users", n, "seconds", r.SetupSecs)
-	if o.idle {
-		ir := idleStreams(ctx, st, users, o.settle, &e, log)
-		r.Idle = &ir
-	}
 	var profile func(time.Duration)
 	if o.profile {
 		profile = func(d time.Duration) { fetchProfiles(st, filepath.Join(o.out, "profiles", name), d, log) }
@@ -293,7 +296,6 @@ func oneRun(ctx context.Context, o *options, in *infra, n, w int, log *slog.Logg
 	log.Info("turns done", "run", name, "turns", tr2.Turns, "seconds", tr2.Elapsed.Seconds(), "errors", e.count())
 	fr := floor(ctx, in, n, o, &e)
 	log.Info("floor done", "run", name, "turns", fr.Turns, "seconds", fr.Elapsed.Seconds())
-
 	r.Turns, r.TurnSecs = tr2.Turns, tr2.Elapsed.Seconds()
 	r.TurnsPerS = float64(tr2.Turns) / tr2.Elapsed.Seconds()
 	r.FloorPerS = float64(fr.Turns) / fr.Elapsed.Seconds()
@@ -327,6 +329,29 @@ func oneRun(ctx context.Context, o *options, in *infra, n, w int, log *slog.Logg
 		}
 	}
 	return r, nil
+}
+
+// idleRun measures memory per idle open stream on a fresh stack: the gateway's RSS
+// before and after n users each open a stream on an answer the provider holds. It has
+// a stack of its own because the answers are cancelled afterwards, and a burst of n
+// cancellations before the turns left chat's sends timing out (docs/benchmarks.md).
+func idleRun(ctx context.Context, o *options, in *infra, n, w int, log *slog.Logger) (*idleResult, error) {
+	st, err := startStack(ctx, o, in, stackConfig{name: fmt.Sprintf("idle-u%d", n), users: n, workers: w}, log)
+	if st != nil {
+		defer st.stop(in)
+	}
+	if err != nil {
+		return nil, err
+	}
+	tr := newTransport(n)
+	defer tr.CloseIdleConnections()
+	var e errs
+	users := setup(ctx, st, &http.Client{Transport: tr}, n, &e)
+	if e.count() > 0 {
+		return nil, fmt.Errorf("setup: %d errors, e.g. %s", e.count(), e.examples[0])
+	}
+	ir := idleStreams(ctx, st, users, o.settle, &e, log)
+	return &ir, nil
 }
 
 type machineBusy struct{ busy, total time.Duration }
