@@ -33,52 +33,52 @@ func TestAPI(t *testing.T) {
 }
 
 func testFlow(t *testing.T, s *stack) {
-	s.t = t
-	signedUp := s.signup("flow_ann")
+	s.use(t)
+	signedUp := s.SignUp("flow_ann")
 	if signedUp.Username != "flow_ann" || signedUp.ID == "" {
 		t.Fatalf("signup: %+v", signedUp)
 	}
-	browser := s.login("flow_ann", true)
-	api := s.login("flow_ann@example.com", false)
+	browser := s.LogIn("flow_ann", true)
+	api := s.LogIn("flow_ann@example.com", false)
 
 	for _, c := range []*client{browser, api} {
 		var me events.UserReply
-		c.call("GET", "/api/auth/me", nil, http.StatusOK, &me)
+		c.Call("GET", "/api/auth/me", nil, http.StatusOK, &me)
 		if diff := cmp.Diff(signedUp, me.User); diff != "" {
 			t.Errorf("me (-signup +me):\n%s", diff)
 		}
-		if strings.Contains(string(c.raw("GET", "/api/auth/me", nil, nil).body), "password") {
+		if strings.Contains(string(c.Raw("GET", "/api/auth/me", nil, nil).Body), "password") {
 			t.Error("me mentions a password")
 		}
 	}
 
 	var models events.ModelsReply
-	browser.call("GET", "/api/models", nil, http.StatusOK, &models)
+	browser.Call("GET", "/api/models", nil, http.StatusOK, &models)
 	if len(models.Models) == 0 || !models.Models[0].Default {
 		t.Fatalf("models: %+v (the default first)", models)
 	}
 
-	if res := browser.raw("GET", "/api/chats/latest", nil, nil); res.status != http.StatusNotFound || res.code() != events.CodeNoChats {
-		t.Fatalf("latest for a new user: %d %s", res.status, res.body)
+	if res := browser.Raw("GET", "/api/chats/latest", nil, nil); res.Status != http.StatusNotFound || res.Code() != events.CodeNoChats {
+		t.Fatalf("latest for a new user: %d %s", res.Status, res.Body)
 	}
 
-	c := browser.createChat("")
+	c := browser.CreateChat("")
 	if c.ID == "" || c.Model != models.Models[0].ID {
 		t.Fatalf("created chat: %+v", c)
 	}
 	var latest events.ChatReply
-	browser.call("GET", "/api/chats/latest", nil, http.StatusOK, &latest)
+	browser.Call("GET", "/api/chats/latest", nil, http.StatusOK, &latest)
 	if latest.Chat.ID != c.ID {
 		t.Fatalf("latest = %s, want %s", latest.Chat.ID, c.ID)
 	}
 
-	sent := browser.send(c.ID, "Hello, Parley!")
+	sent := browser.Send(c.ID, "Hello, Parley!")
 	if sent.UserMessage.Status != events.StatusComplete || sent.AssistantMessage.Status != events.StatusPending {
 		t.Fatalf("sent: %+v", sent)
 	}
-	res, evs := browser.stream(sent.AssistantMessage.ID, nil)
-	if res.status != http.StatusOK || res.header.Get("Content-Type") != "text/event-stream" {
-		t.Fatalf("stream: %d %s", res.status, res.header.Get("Content-Type"))
+	res, evs := browser.ReadAnswer(sent.AssistantMessage.ID, nil)
+	if res.Status != http.StatusOK || res.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("stream: %d %s", res.Status, res.Header.Get("Content-Type"))
 	}
 	a := collect(t, evs)
 	if a.final.Status != events.StatusComplete || !strings.HasPrefix(a.text, "You said: Hello, Parley!") || a.text != a.final.Content {
@@ -96,64 +96,64 @@ func testFlow(t *testing.T, s *stack) {
 
 	// A reconnect after n gets the rest only; a stream of a finished answer ends by itself.
 	if len(evs) >= 2 {
-		_, rest := browser.stream(sent.AssistantMessage.ID, http.Header{"Last-Event-Id": {evs[0].ID}})
+		_, rest := browser.ReadAnswer(sent.AssistantMessage.ID, http.Header{"Last-Event-Id": {evs[0].ID}})
 		if diff := cmp.Diff(evs[1:], rest); diff != "" {
 			t.Errorf("resumed stream (-want +got):\n%s", diff)
 		}
 	}
 
-	msgs := api.messages(c.ID)
+	msgs := api.Messages(c.ID)
 	if len(msgs) != 2 || msgs[0].Role != events.RoleUser || msgs[0].Content != "Hello, Parley!" ||
 		msgs[1].Role != events.RoleAssistant || msgs[1].Content != a.text || msgs[1].Status != events.StatusComplete {
 		t.Fatalf("messages: %+v", msgs)
 	}
 
 	var patched events.ChatReply
-	api.call("PATCH", "/api/chats/"+c.ID, map[string]string{"title": "Greetings"}, http.StatusOK, &patched)
+	api.Call("PATCH", "/api/chats/"+c.ID, map[string]string{"title": "Greetings"}, http.StatusOK, &patched)
 	if patched.Chat.Title != "Greetings" {
 		t.Errorf("patched title = %q", patched.Chat.Title)
 	}
 	var list events.ListChatsReply
-	browser.call("GET", "/api/chats?q=Greetings", nil, http.StatusOK, &list)
+	browser.Call("GET", "/api/chats?q=Greetings", nil, http.StatusOK, &list)
 	if len(list.Chats) != 1 || list.Chats[0].ID != c.ID {
 		t.Errorf("search: %+v", list)
 	}
 
-	md := browser.raw("GET", "/api/chats/"+c.ID+"/export?format=markdown", nil, nil)
-	if md.status != http.StatusOK || !strings.HasPrefix(md.header.Get("Content-Disposition"), "attachment;") ||
-		!strings.Contains(string(md.body), "Hello, Parley!") || !strings.Contains(string(md.body), a.text) {
-		t.Errorf("markdown export: %d %v %s", md.status, md.header, md.body)
+	md := browser.Raw("GET", "/api/chats/"+c.ID+"/export?format=markdown", nil, nil)
+	if md.Status != http.StatusOK || !strings.HasPrefix(md.Header.Get("Content-Disposition"), "attachment;") ||
+		!strings.Contains(string(md.Body), "Hello, Parley!") || !strings.Contains(string(md.Body), a.text) {
+		t.Errorf("markdown export: %d %v %s", md.Status, md.Header, md.Body)
 	}
-	js := browser.raw("GET", "/api/chats/"+c.ID+"/export?format=json", nil, nil)
+	js := browser.Raw("GET", "/api/chats/"+c.ID+"/export?format=json", nil, nil)
 	var doc struct {
 		Chat     events.Chat      `json:"chat"`
 		Messages []events.Message `json:"messages"`
 	}
-	if js.status != http.StatusOK || json.Unmarshal(js.body, &doc) != nil || len(doc.Messages) != 2 || doc.Chat.ID != c.ID {
-		t.Errorf("json export: %d %s", js.status, js.body)
+	if js.Status != http.StatusOK || json.Unmarshal(js.Body, &doc) != nil || len(doc.Messages) != 2 || doc.Chat.ID != c.ID {
+		t.Errorf("json export: %d %s", js.Status, js.Body)
 	}
 
 	// Delete: the chat and its messages go.
-	other := api.createChat("to delete")
-	api.call("DELETE", "/api/chats/"+other.ID, nil, http.StatusNoContent, nil)
-	if res := api.raw("GET", "/api/chats/"+other.ID, nil, nil); res.status != http.StatusNotFound {
-		t.Errorf("deleted chat: %d", res.status)
+	other := api.CreateChat("to delete")
+	api.Call("DELETE", "/api/chats/"+other.ID, nil, http.StatusNoContent, nil)
+	if res := api.Raw("GET", "/api/chats/"+other.ID, nil, nil); res.Status != http.StatusNotFound {
+		t.Errorf("deleted chat: %d", res.Status)
 	}
 
 	// Logout ends the session at once: the old cookie and token no longer work.
-	oldCookies := browser.http.Jar.Cookies(mustURL(s.base))
-	out := browser.raw("POST", "/api/auth/logout", nil, nil)
-	if out.status != http.StatusNoContent || out.header.Get("Clear-Site-Data") != `"cookies"` {
-		t.Fatalf("logout: %d %v", out.status, out.header)
+	oldCookies := browser.HTTP.Jar.Cookies(mustURL(s.base))
+	out := browser.Raw("POST", "/api/auth/logout", nil, nil)
+	if out.Status != http.StatusNoContent || out.Header.Get("Clear-Site-Data") != `"cookies"` {
+		t.Fatalf("logout: %d %v", out.Status, out.Header)
 	}
-	replay := s.newClient(true)
-	replay.http.Jar.SetCookies(mustURL(s.base), oldCookies)
-	if res := replay.raw("GET", "/api/auth/me", nil, nil); res.status != http.StatusUnauthorized {
-		t.Errorf("old browser session after logout: %d %s", res.status, res.body)
+	replay := s.NewBrowser()
+	replay.HTTP.Jar.SetCookies(mustURL(s.base), oldCookies)
+	if res := replay.Raw("GET", "/api/auth/me", nil, nil); res.Status != http.StatusUnauthorized {
+		t.Errorf("old browser session after logout: %d %s", res.Status, res.Body)
 	}
-	api.call("POST", "/api/auth/logout", nil, http.StatusNoContent, nil)
-	if res := api.raw("GET", "/api/auth/me", nil, nil); res.status != http.StatusUnauthorized {
-		t.Errorf("bearer token after logout: %d", res.status)
+	api.Call("POST", "/api/auth/logout", nil, http.StatusNoContent, nil)
+	if res := api.Raw("GET", "/api/auth/me", nil, nil); res.Status != http.StatusUnauthorized {
+		t.Errorf("bearer token after logout: %d", res.Status)
 	}
 }
 
@@ -161,19 +161,19 @@ func jsonInt(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 // testIsolation: user B gets 404 on every route with A's ids, and A's data is unchanged.
 func testIsolation(t *testing.T, s *stack) {
-	s.t = t
+	s.use(t)
 	a := s.user("iso_alice", false)
 	b := s.user("iso_bob", false)
 	canary := "canary-alice-7f3e"
-	ac := a.createChat("alice " + canary)
-	sent := a.send(ac.ID, "secret "+canary)
-	a.stream(sent.AssistantMessage.ID, nil)
-	bc := b.createChat("bob's own")
+	ac := a.CreateChat("alice " + canary)
+	sent := a.Send(ac.ID, "secret "+canary)
+	a.ReadAnswer(sent.AssistantMessage.ID, nil)
+	bc := b.CreateChat("bob's own")
 
 	snapshot := func() (events.Chat, []events.Message) {
 		var c events.ChatReply
-		a.call("GET", "/api/chats/"+ac.ID, nil, http.StatusOK, &c)
-		return c.Chat, a.messages(ac.ID)
+		a.Call("GET", "/api/chats/"+ac.ID, nil, http.StatusOK, &c)
+		return c.Chat, a.Messages(ac.ID)
 	}
 	chatBefore, msgsBefore := snapshot()
 
@@ -210,11 +210,11 @@ func testIsolation(t *testing.T, s *stack) {
 			} else if r.Method != http.MethodGet {
 				body = []byte(`{}`)
 			}
-			res := b.raw(r.Method, p, body, nil)
-			if res.status != http.StatusNotFound || res.code() != events.CodeNotFound {
-				t.Errorf("B %s %s: %d %s, want 404 not_found", r.Method, p, res.status, res.body)
+			res := b.Raw(r.Method, p, body, nil)
+			if res.Status != http.StatusNotFound || res.Code() != events.CodeNotFound {
+				t.Errorf("B %s %s: %d %s, want 404 not_found", r.Method, p, res.Status, res.Body)
 			}
-			if strings.Contains(string(res.body), canary) {
+			if strings.Contains(string(res.Body), canary) {
 				t.Errorf("B %s %s: response carries A's data", r.Method, p)
 			}
 		}
@@ -224,18 +224,18 @@ func testIsolation(t *testing.T, s *stack) {
 		t.Errorf("%d routes with ids covered, want 10: update this test for new routes", covered)
 	}
 	// A's chat id combined with B's own message, and B's chat with A's message.
-	if res := b.raw("GET", "/api/chats/"+bc.ID+"/messages?before="+sent.UserMessage.ID, nil, nil); res.status == http.StatusOK &&
-		strings.Contains(string(res.body), canary) {
-		t.Errorf("B's chat listing leaks A's messages: %s", res.body)
+	if res := b.Raw("GET", "/api/chats/"+bc.ID+"/messages?before="+sent.UserMessage.ID, nil, nil); res.Status == http.StatusOK &&
+		strings.Contains(string(res.Body), canary) {
+		t.Errorf("B's chat listing leaks A's messages: %s", res.Body)
 	}
 	// B's lists and searches do not show A's chat.
 	var list events.ListChatsReply
-	b.call("GET", "/api/chats?q="+canary, nil, http.StatusOK, &list)
+	b.Call("GET", "/api/chats?q="+canary, nil, http.StatusOK, &list)
 	if len(list.Chats) != 0 {
 		t.Errorf("B's search found %+v", list.Chats)
 	}
 	var latest events.ChatReply
-	b.call("GET", "/api/chats/latest", nil, http.StatusOK, &latest)
+	b.Call("GET", "/api/chats/latest", nil, http.StatusOK, &latest)
 	if latest.Chat.ID != bc.ID {
 		t.Errorf("B's latest = %s", latest.Chat.ID)
 	}
@@ -251,7 +251,7 @@ func testIsolation(t *testing.T, s *stack) {
 
 // testModelContext: the model only ever receives the current chat's messages.
 func testModelContext(t *testing.T, s *stack) {
-	s.t = t
+	s.use(t)
 	a := s.user("ctx_alice", false)
 	b := s.user("ctx_bob", true)
 	chats := map[string]*client{}
@@ -262,7 +262,7 @@ func testModelContext(t *testing.T, s *stack) {
 	}
 	var convs []conv
 	for i, c := range []*client{a, a, b} {
-		ch := c.createChat("")
+		ch := c.CreateChat("")
 		tag := []string{"[chat-one]", "[chat-two]", "[chat-three]"}[i]
 		chats[ch.ID] = c
 		convs = append(convs, conv{c, ch.ID, tag})
@@ -270,8 +270,8 @@ func testModelContext(t *testing.T, s *stack) {
 	// Interleave two turns in each chat.
 	for turn := range 2 {
 		for _, cv := range convs {
-			sent := cv.c.send(cv.id, cv.tag+" turn "+jsonInt(turn))
-			_, evs := cv.c.stream(sent.AssistantMessage.ID, nil)
+			sent := cv.c.Send(cv.id, cv.tag+" turn "+jsonInt(turn))
+			_, evs := cv.c.ReadAnswer(sent.AssistantMessage.ID, nil)
 			if got := collect(t, evs); got.final.Status != events.StatusComplete {
 				t.Fatalf("answer in %s: %+v", cv.tag, got)
 			}
@@ -319,10 +319,10 @@ func testModelContext(t *testing.T, s *stack) {
 
 // testBadInput: bad requests get their documented errors and change nothing.
 func testBadInput(t *testing.T, s *stack) {
-	s.t = t
+	s.use(t)
 	u := s.user("bad_input", false)
-	c := u.createChat("inputs")
-	before := u.messages(c.ID)
+	c := u.CreateChat("inputs")
+	before := u.Messages(c.ID)
 	long := strings.Repeat("a", events.MaxMessageChars+1)
 	tests := []struct {
 		name   string
@@ -339,18 +339,18 @@ func testBadInput(t *testing.T, s *stack) {
 		{"over 64 KiB", `{"content":"` + strings.Repeat("b", 70<<10) + `"}`, 413, events.CodePayloadTooLarge},
 	}
 	for _, tt := range tests {
-		res := u.raw("POST", "/api/chats/"+c.ID+"/messages", []byte(tt.body), nil)
-		if res.status != tt.status || res.code() != tt.code {
-			t.Errorf("%s: %d %s, want %d %s", tt.name, res.status, res.body, tt.status, tt.code)
+		res := u.Raw("POST", "/api/chats/"+c.ID+"/messages", []byte(tt.body), nil)
+		if res.Status != tt.status || res.Code() != tt.code {
+			t.Errorf("%s: %d %s, want %d %s", tt.name, res.Status, res.Body, tt.status, tt.code)
 		}
 	}
-	res := u.raw("POST", "/api/chats/"+c.ID+"/messages", []byte(`{"content":"hi"}`), http.Header{"Content-Type": {"text/plain"}})
-	if res.status != http.StatusUnsupportedMediaType {
-		t.Errorf("text/plain: %d", res.status)
+	res := u.Raw("POST", "/api/chats/"+c.ID+"/messages", []byte(`{"content":"hi"}`), http.Header{"Content-Type": {"text/plain"}})
+	if res.Status != http.StatusUnsupportedMediaType {
+		t.Errorf("text/plain: %d", res.Status)
 	}
 
 	// Forged and tampered tokens: one generic 401, nothing done.
-	parts := strings.Split(u.bearer, ".")
+	parts := strings.Split(u.Token, ".")
 	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
 	var claims map[string]any
 	_ = json.Unmarshal(payload, &claims)
@@ -365,54 +365,54 @@ func testBadInput(t *testing.T, s *stack) {
 	}
 	var first string
 	for name, tok := range tokens {
-		forged := &client{s: s, http: u.http, bearer: tok}
-		res := forged.raw("POST", "/api/chats/"+c.ID+"/messages", []byte(`{"content":"forged"}`), nil)
-		if res.status != http.StatusUnauthorized || res.code() != events.CodeUnauthenticated {
-			t.Errorf("%s: %d %s", name, res.status, res.body)
+		forged := s.NewClient(u.HTTP, tok)
+		res := forged.Raw("POST", "/api/chats/"+c.ID+"/messages", []byte(`{"content":"forged"}`), nil)
+		if res.Status != http.StatusUnauthorized || res.Code() != events.CodeUnauthenticated {
+			t.Errorf("%s: %d %s", name, res.Status, res.Body)
 		}
 		if first == "" {
-			first = string(res.body)
-		} else if string(res.body) != first {
-			t.Errorf("%s: body %s differs from %s", name, res.body, first)
+			first = string(res.Body)
+		} else if string(res.Body) != first {
+			t.Errorf("%s: body %s differs from %s", name, res.Body, first)
 		}
 	}
-	if diff := cmp.Diff(before, u.messages(c.ID)); diff != "" {
+	if diff := cmp.Diff(before, u.Messages(c.ID)); diff != "" {
 		t.Errorf("messages changed (-before +after):\n%s", diff)
 	}
 }
 
 // testCSRF: a cookie request without the header or from another site is refused.
 func testCSRF(t *testing.T, s *stack) {
-	s.t = t
+	s.use(t)
 	browser := s.user("csrf_carol", true)
-	api := s.login("csrf_carol", false)
+	api := s.LogIn("csrf_carol", false)
 	count := func() int {
 		var l events.ListChatsReply
-		api.call("GET", "/api/chats", nil, http.StatusOK, &l)
+		api.Call("GET", "/api/chats", nil, http.StatusOK, &l)
 		return len(l.Chats)
 	}
 	n := count()
-	bare := &client{s: s, http: browser.http} // cookies, no CSRF header
+	bare := s.NewClient(browser.HTTP, "") // cookies, no CSRF header
 	for name, h := range map[string]http.Header{
 		"no header":        nil,
 		"cross-site":       {"X-Parley-Csrf": {"1"}, "Sec-Fetch-Site": {"cross-site"}},
 		"foreign origin":   {"X-Parley-Csrf": {"1"}, "Origin": {"https://evil.example"}},
 		"same-site origin": {"X-Parley-Csrf": {"1"}, "Sec-Fetch-Site": {"same-site"}},
 	} {
-		res := bare.raw("POST", "/api/chats", []byte(`{"title":"forged"}`), h)
-		if res.status != http.StatusForbidden || res.code() != events.CodeCSRFRejected {
-			t.Errorf("%s: %d %s", name, res.status, res.body)
+		res := bare.Raw("POST", "/api/chats", []byte(`{"title":"forged"}`), h)
+		if res.Status != http.StatusForbidden || res.Code() != events.CodeCSRFRejected {
+			t.Errorf("%s: %d %s", name, res.Status, res.Body)
 		}
 	}
-	if res := bare.raw("POST", "/api/auth/login", []byte(`{"username":"csrf_carol","password":"`+password+`"}`), nil); res.status != http.StatusForbidden {
-		t.Errorf("login without header: %d", res.status)
+	if res := bare.Raw("POST", "/api/auth/login", []byte(`{"username":"csrf_carol","password":"`+password+`"}`), nil); res.Status != http.StatusForbidden {
+		t.Errorf("login without header: %d", res.Status)
 	}
 	if got := count(); got != n {
 		t.Fatalf("chats: %d, want %d", got, n)
 	}
 	// Same requests with a bearer token are not affected.
-	api.call("POST", "/api/chats", map[string]string{"title": "bearer"}, http.StatusCreated, nil)
-	browser.call("POST", "/api/chats", map[string]string{"title": "browser"}, http.StatusCreated, nil)
+	api.Call("POST", "/api/chats", map[string]string{"title": "bearer"}, http.StatusCreated, nil)
+	browser.Call("POST", "/api/chats", map[string]string{"title": "browser"}, http.StatusCreated, nil)
 	if got := count(); got != n+2 {
 		t.Fatalf("chats: %d, want %d", got, n+2)
 	}
@@ -421,7 +421,7 @@ func testCSRF(t *testing.T, s *stack) {
 // testProviderErrors: provider failures surface as the documented stream events and
 // stored statuses.
 func testProviderErrors(t *testing.T, s *stack) {
-	s.t = t
+	s.use(t)
 	u := s.user("prov_dave", false)
 	tests := []struct {
 		name       string
@@ -440,10 +440,10 @@ func testProviderErrors(t *testing.T, s *stack) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := u.createChat(tt.name)
+			c := u.CreateChat(tt.name)
 			s.hf.Enqueue("", tt.steps...)
-			sent := u.send(c.ID, "question for "+tt.name)
-			_, evs := u.stream(sent.AssistantMessage.ID, nil)
+			sent := u.Send(c.ID, "question for "+tt.name)
+			_, evs := u.ReadAnswer(sent.AssistantMessage.ID, nil)
 			a := collect(t, evs)
 			got := names(evs)
 			for _, want := range tt.mustSee {
@@ -451,7 +451,7 @@ func testProviderErrors(t *testing.T, s *stack) {
 					t.Errorf("events %v lack %s", got, want)
 				}
 			}
-			msgs := u.messages(c.ID)
+			msgs := u.Messages(c.ID)
 			stored := msgs[len(msgs)-1]
 			if stored.Status != tt.status || a.final.Status != tt.status {
 				t.Fatalf("status: stored %s, streamed %s, want %s (events %v)", stored.Status, a.final.Status, tt.status, got)
@@ -485,63 +485,63 @@ func preset(t *testing.T, name string) fakehf.Step {
 
 // testCancel: cancelling a running answer ends its stream with a cancelled message.
 func testCancel(t *testing.T, s *stack) {
-	s.t = t
+	s.use(t)
 	u := s.user("cancel_erin", false)
-	c := u.createChat("cancel")
+	c := u.CreateChat("cancel")
 	s.hf.Enqueue("", fakehf.Step{Delay: 20 * time.Second})
-	sent := u.send(c.ID, "take your time")
+	sent := u.Send(c.ID, "take your time")
 	var rep events.MessageReply
-	u.call("POST", "/api/messages/"+sent.AssistantMessage.ID+"/cancel", nil, http.StatusAccepted, &rep)
-	_, evs := u.stream(sent.AssistantMessage.ID, nil)
+	u.Call("POST", "/api/messages/"+sent.AssistantMessage.ID+"/cancel", nil, http.StatusAccepted, &rep)
+	_, evs := u.ReadAnswer(sent.AssistantMessage.ID, nil)
 	a := collect(t, evs)
 	if a.final.Status != events.StatusCancelled {
 		t.Fatalf("after cancel: %+v (events %v)", a.final, names(evs))
 	}
-	if res := u.raw("POST", "/api/messages/"+sent.AssistantMessage.ID+"/cancel", nil, nil); res.status != http.StatusConflict || res.code() != events.CodeNotRunning {
-		t.Errorf("second cancel: %d %s", res.status, res.body)
+	if res := u.Raw("POST", "/api/messages/"+sent.AssistantMessage.ID+"/cancel", nil, nil); res.Status != http.StatusConflict || res.Code() != events.CodeNotRunning {
+		t.Errorf("second cancel: %d %s", res.Status, res.Body)
 	}
 }
 
 // testSessions: transparent refresh for browsers, refresh for API clients, logout-all.
 func testSessions(t *testing.T, s *stack) {
-	s.t = t
+	s.use(t)
 	browser := s.user("sess_frank", true)
 	u := mustURL(s.base)
 	// Drop the access cookie: the refresh cookie brings the session back by itself.
 	var keep []*http.Cookie
-	for _, c := range browser.http.Jar.Cookies(u) {
+	for _, c := range browser.HTTP.Jar.Cookies(u) {
 		if c.Name != "parley_at" {
 			keep = append(keep, c)
 		}
 	}
-	fresh := s.newClient(true)
-	fresh.http.Jar.SetCookies(u, keep)
-	res := fresh.raw("GET", "/api/auth/me", nil, nil)
-	if res.status != http.StatusOK {
-		t.Fatalf("me with the refresh cookie only: %d %s", res.status, res.body)
+	fresh := s.NewBrowser()
+	fresh.HTTP.Jar.SetCookies(u, keep)
+	res := fresh.Raw("GET", "/api/auth/me", nil, nil)
+	if res.Status != http.StatusOK {
+		t.Fatalf("me with the refresh cookie only: %d %s", res.Status, res.Body)
 	}
-	if !slices.ContainsFunc(fresh.http.Jar.Cookies(u), func(c *http.Cookie) bool { return c.Name == "parley_at" }) {
-		t.Errorf("no new access cookie: %v", res.header.Values("Set-Cookie"))
+	if !slices.ContainsFunc(fresh.HTTP.Jar.Cookies(u), func(c *http.Cookie) bool { return c.Name == "parley_at" }) {
+		t.Errorf("no new access cookie: %v", res.Header.Values("Set-Cookie"))
 	}
 
 	// API client refresh rotates the refresh token.
-	c := s.newClient(true)
+	c := s.NewBrowser()
 	var login loginReply
-	c.call("POST", "/api/auth/login", map[string]string{"username": "sess_frank", "password": password}, http.StatusOK, &login)
+	c.Call("POST", "/api/auth/login", map[string]string{"username": "sess_frank", "password": password}, http.StatusOK, &login)
 	var rotated loginReply
-	c.call("POST", "/api/auth/refresh", map[string]string{"refresh_token": login.RefreshToken}, http.StatusOK, &rotated)
+	c.Call("POST", "/api/auth/refresh", map[string]string{"refresh_token": login.RefreshToken}, http.StatusOK, &rotated)
 	if rotated.AccessToken == "" || rotated.RefreshToken == "" || rotated.RefreshToken == login.RefreshToken {
 		t.Errorf("refresh: %+v", rotated)
 	}
-	if res := s.newClient(true).raw("POST", "/api/auth/refresh", []byte(`{"refresh_token":"nope"}`), nil); res.status != http.StatusUnauthorized {
-		t.Errorf("refresh with a bad token: %d", res.status)
+	if res := s.NewBrowser().Raw("POST", "/api/auth/refresh", []byte(`{"refresh_token":"nope"}`), nil); res.Status != http.StatusUnauthorized {
+		t.Errorf("refresh with a bad token: %d", res.Status)
 	}
 
 	// Log out everywhere: every earlier token stops working.
-	api := &client{s: s, http: &http.Client{}, bearer: rotated.AccessToken}
-	api.call("GET", "/api/auth/me", nil, http.StatusOK, nil)
-	browser.call("POST", "/api/auth/logout-all", nil, http.StatusNoContent, nil)
-	if res := api.raw("GET", "/api/auth/me", nil, nil); res.status != http.StatusUnauthorized {
-		t.Errorf("other session after logout-all: %d", res.status)
+	api := s.NewClient(&http.Client{}, rotated.AccessToken)
+	api.Call("GET", "/api/auth/me", nil, http.StatusOK, nil)
+	browser.Call("POST", "/api/auth/logout-all", nil, http.StatusNoContent, nil)
+	if res := api.Raw("GET", "/api/auth/me", nil, nil); res.Status != http.StatusUnauthorized {
+		t.Errorf("other session after logout-all: %d", res.Status)
 	}
 }

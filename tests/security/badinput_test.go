@@ -39,11 +39,11 @@ func rowCounts(t *testing.T, s *stack) map[string]int {
 // body-taking endpoint, the id routes, the headers and the methods: no 5xx, the right
 // 4xx for each, and nothing reached the database.
 func testBadInput(t *testing.T, s *stack) {
-	s.t = t
+	s.use(t)
 	u := s.user("sweep", false)
-	c := u.createChat("sweep")
-	sent := u.send(c.ID, "first")
-	u.stream(sent.AssistantMessage.ID)
+	c := u.CreateChat("sweep")
+	sent := u.Send(c.ID, "first")
+	u.ReadAnswer(sent.AssistantMessage.ID, nil)
 	csrf := http.Header{"X-Parley-Csrf": {"1"}}
 
 	type endpoint struct {
@@ -175,7 +175,7 @@ func testBadInput(t *testing.T, s *stack) {
 		badInput{name: "many headers", method: "GET", path: "/api/chats", header: manyHeaders(2000),
 			want: []int{http.StatusRequestHeaderFieldsTooLarge}},
 	)
-	anon := &client{s: s, http: &http.Client{}}
+	anon := s.NewClient(&http.Client{}, "")
 	before := rowCounts(t, s)
 	statuses := map[int]int{}
 	for _, in := range inputs {
@@ -183,27 +183,27 @@ func testBadInput(t *testing.T, s *stack) {
 		if in.header.Get("Authorization") != "" {
 			cl = anon
 		}
-		res := cl.raw(in.method, in.path, in.body, in.header)
-		statuses[res.status]++
+		res := cl.Raw(in.method, in.path, in.body, in.header)
+		statuses[res.Status]++
 		ok := false
 		for _, w := range in.want {
-			ok = ok || res.status == w
+			ok = ok || res.Status == w
 		}
 		if !ok {
-			t.Errorf("%s %s (%s): %d %.200s, want one of %v", in.method, in.path[:min(len(in.path), 80)], in.name, res.status, res.body, in.want)
+			t.Errorf("%s %s (%s): %d %.200s, want one of %v", in.method, in.path[:min(len(in.path), 80)], in.name, res.Status, res.Body, in.want)
 		}
-		if res.status >= 500 {
-			t.Errorf("%s %s (%s): %d", in.method, in.path[:min(len(in.path), 80)], in.name, res.status)
+		if res.Status >= 500 {
+			t.Errorf("%s %s (%s): %d", in.method, in.path[:min(len(in.path), 80)], in.name, res.Status)
 		}
-		if res.status >= 400 && res.status != http.StatusMethodNotAllowed && res.status != http.StatusRequestHeaderFieldsTooLarge && res.code() == "" {
-			t.Errorf("%s %s (%s): %d without an error code: %.200s", in.method, in.path[:min(len(in.path), 80)], in.name, res.status, res.body)
+		if res.Status >= 400 && res.Status != http.StatusMethodNotAllowed && res.Status != http.StatusRequestHeaderFieldsTooLarge && res.Code() == "" {
+			t.Errorf("%s %s (%s): %d without an error code: %.200s", in.method, in.path[:min(len(in.path), 80)], in.name, res.Status, res.Body)
 		}
 	}
 	// Cookies too large to be a session are ignored: one generic 401.
-	big := s.newClient(false)
-	res := big.raw("GET", "/api/chats", nil, http.Header{"Cookie": {"parley_at=" + strings.Repeat("c", 8<<10)}})
-	if res.status != http.StatusUnauthorized || res.code() != events.CodeUnauthenticated {
-		t.Errorf("8 KiB cookie: %d %s", res.status, res.body)
+	big := s.NewClient(nil, "")
+	res := big.Raw("GET", "/api/chats", nil, http.Header{"Cookie": {"parley_at=" + strings.Repeat("c", 8<<10)}})
+	if res.Status != http.StatusUnauthorized || res.Code() != events.CodeUnauthenticated {
+		t.Errorf("8 KiB cookie: %d %s", res.Status, res.Body)
 	}
 	after := rowCounts(t, s)
 	for table, n := range before {
@@ -211,7 +211,7 @@ func testBadInput(t *testing.T, s *stack) {
 			t.Errorf("%s: %d rows before the sweep, %d after", table, n, after[table])
 		}
 	}
-	if msgs := u.messages(c.ID); len(msgs) != 2 {
+	if msgs := u.Messages(c.ID); len(msgs) != 2 {
 		t.Errorf("the sweep's chat has %d messages, want 2", len(msgs))
 	}
 	t.Logf("%d bad inputs, answers by status: %v", len(inputs)+1, statuses)

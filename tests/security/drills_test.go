@@ -21,8 +21,8 @@ import (
 // from makes a browser client that appears to come from ip (the gateways trust
 // X-Forwarded-For from the test's loopback address, as from a proxy).
 func (s *stack) from(ip string) *client {
-	c := s.newClient(true)
-	c.fwd = ip
+	c := s.NewBrowser()
+	c.Forwarded = ip
 	return c
 }
 
@@ -31,64 +31,64 @@ func (s *stack) from(ip string) *client {
 // owner coming from elsewhere is not locked out, the owner from the same address gets
 // in once the delay is over, and an unknown user looks exactly like a wrong password.
 func testBruteForce(t *testing.T, s *stack) {
-	s.t = t
+	s.use(t)
 	name := "brute_" + randomHex(3)
-	s.signup(name)
+	s.SignUp(name)
 	login := func(c *client, user, pw string) response {
-		return c.raw("POST", "/api/auth/login", mustJSON(map[string]string{"username": user, "password": pw}), nil)
+		return c.Raw("POST", "/api/auth/login", mustJSON(map[string]string{"username": user, "password": pw}), nil)
 	}
 	attacker := s.from("203.0.113.66")
 	var wrongBody []byte
 	for i := range 5 {
 		res := login(attacker, name, fmt.Sprintf("guess number %d is wrong", i))
-		if res.status != http.StatusUnauthorized || res.code() != events.CodeInvalidCredentials {
-			t.Fatalf("guess %d: %d %s", i, res.status, res.body)
+		if res.Status != http.StatusUnauthorized || res.Code() != events.CodeInvalidCredentials {
+			t.Fatalf("guess %d: %d %s", i, res.Status, res.Body)
 		}
-		wrongBody = res.body
+		wrongBody = res.Body
 	}
 	var retry int
 	for i := range 20 {
 		res := login(attacker, name, fmt.Sprintf("blocked guess %d", i))
-		if res.status != http.StatusTooManyRequests || res.code() != events.CodeTooManyAttempts {
-			t.Fatalf("blocked guess %d: %d %s", i, res.status, res.body)
+		if res.Status != http.StatusTooManyRequests || res.Code() != events.CodeTooManyAttempts {
+			t.Fatalf("blocked guess %d: %d %s", i, res.Status, res.Body)
 		}
-		n, err := strconv.Atoi(res.header.Get("Retry-After"))
+		n, err := strconv.Atoi(res.Header.Get("Retry-After"))
 		if err != nil || n < 1 || n > 2 {
-			t.Fatalf("blocked guess %d: Retry-After %q, want 1..2 s (hammering must not extend the block)", i, res.header.Get("Retry-After"))
+			t.Fatalf("blocked guess %d: Retry-After %q, want 1..2 s (hammering must not extend the block)", i, res.Header.Get("Retry-After"))
 		}
 		retry = n
 	}
 	// The right password from the attacker's address is refused while blocked too.
-	if res := login(attacker, name, password); res.status != http.StatusTooManyRequests {
-		t.Errorf("right password while blocked: %d", res.status)
+	if res := login(attacker, name, password); res.Status != http.StatusTooManyRequests {
+		t.Errorf("right password while blocked: %d", res.Status)
 	}
 	// The owner, elsewhere, is not locked out by one attacker.
-	if res := login(s.from("198.51.100.10"), name, password); res.status != http.StatusOK {
-		t.Errorf("owner from another address during the attack: %d %s", res.status, res.body)
+	if res := login(s.from("198.51.100.10"), name, password); res.Status != http.StatusOK {
+		t.Errorf("owner from another address during the attack: %d %s", res.Status, res.Body)
 	}
 	// The owner behind the attacker's address gets in once the delay is over.
 	time.Sleep(time.Duration(retry)*time.Second + 200*time.Millisecond)
-	if res := login(attacker, name, password); res.status != http.StatusOK {
-		t.Errorf("owner after the delay: %d %s", res.status, res.body)
+	if res := login(attacker, name, password); res.Status != http.StatusOK {
+		t.Errorf("owner after the delay: %d %s", res.Status, res.Body)
 	}
 
 	// Unknown user and wrong password: same status, same body, same throttling.
 	ghost := s.from("203.0.113.67")
 	for i := range 5 {
 		res := login(ghost, "ghost_"+randomHex(2)+"_never_signed_up", "some password guess")
-		if i == 0 && res.status == http.StatusUnauthorized && !bytes.Equal(res.body, wrongBody) {
-			t.Errorf("unknown user: %s, wrong password: %s", res.body, wrongBody)
+		if i == 0 && res.Status == http.StatusUnauthorized && !bytes.Equal(res.Body, wrongBody) {
+			t.Errorf("unknown user: %s, wrong password: %s", res.Body, wrongBody)
 		}
-		if res.status != http.StatusUnauthorized {
-			t.Errorf("unknown user %d: %d", i, res.status)
+		if res.Status != http.StatusUnauthorized {
+			t.Errorf("unknown user %d: %d", i, res.Status)
 		}
 	}
 	const ghostName = "ghost_fixed_never_signed_up"
 	for range 5 {
 		login(ghost, ghostName, "some password guess")
 	}
-	if res := login(ghost, ghostName, "some password guess"); res.status != http.StatusTooManyRequests || res.header.Get("Retry-After") == "" {
-		t.Errorf("unknown user after 5 failures: %d (want 429 like a real account)", res.status)
+	if res := login(ghost, ghostName, "some password guess"); res.Status != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" {
+		t.Errorf("unknown user after 5 failures: %d (want 429 like a real account)", res.Status)
 	}
 	// Timing is not asserted here (see docs/security.md): both paths run one argon2id.
 	var known, unknown []time.Duration
@@ -105,16 +105,16 @@ func testBruteForce(t *testing.T, s *stack) {
 
 	// Per client address: the limited gateway allows 5 auth attempts a minute per IP.
 	ip := s.from("203.0.113.99")
-	ip.base = s.limited
+	ip.Base = s.limited
 	var limited response
 	for range 8 {
 		limited = login(ip, "ghost_"+randomHex(3), "whatever password")
-		if limited.status == http.StatusTooManyRequests {
+		if limited.Status == http.StatusTooManyRequests {
 			break
 		}
 	}
-	if limited.status != http.StatusTooManyRequests || limited.header.Get("Retry-After") == "" {
-		t.Errorf("per-IP login limit: %d %v", limited.status, limited.header)
+	if limited.Status != http.StatusTooManyRequests || limited.Header.Get("Retry-After") == "" {
+		t.Errorf("per-IP login limit: %d %v", limited.Status, limited.Header)
 	}
 }
 
@@ -127,37 +127,37 @@ func median(ds []time.Duration) time.Duration {
 // testSendLimit: a user's message sends are limited per user (3 a minute on the
 // limited gateway); another user is not affected.
 func testSendLimit(t *testing.T, s *stack) {
-	s.t = t
+	s.use(t)
 	a := s.user("send_limit_a", false)
 	b := s.user("send_limit_b", false)
-	a.base, b.base = s.limited, s.limited
-	ca, cb := a.createChat("limits"), b.createChat("limits")
+	a.Base, b.Base = s.limited, s.limited
+	ca, cb := a.CreateChat("limits"), b.CreateChat("limits")
 	var last response
 	for i := range 6 {
-		last = a.raw("POST", "/api/chats/"+ca.ID+"/messages", mustJSON(map[string]string{"content": fmt.Sprintf("message %d", i)}), nil)
-		if last.status == http.StatusTooManyRequests {
+		last = a.Raw("POST", "/api/chats/"+ca.ID+"/messages", mustJSON(map[string]string{"content": fmt.Sprintf("message %d", i)}), nil)
+		if last.Status == http.StatusTooManyRequests {
 			if i < 3 {
 				t.Errorf("limited after %d sends", i)
 			}
 			break
 		}
 	}
-	if last.status != http.StatusTooManyRequests || last.code() != events.CodeRateLimited || last.header.Get("Retry-After") == "" {
-		t.Errorf("7th send: %d %s %v", last.status, last.body, last.header)
+	if last.Status != http.StatusTooManyRequests || last.Code() != events.CodeRateLimited || last.Header.Get("Retry-After") == "" {
+		t.Errorf("7th send: %d %s %v", last.Status, last.Body, last.Header)
 	}
-	b.call("POST", "/api/chats/"+cb.ID+"/messages", map[string]string{"content": "mine"}, http.StatusAccepted, nil)
+	b.Call("POST", "/api/chats/"+cb.ID+"/messages", map[string]string{"content": "mine"}, http.StatusAccepted, nil)
 }
 
 // testCSRF: a cross-site form post with the session cookie is refused with 403
 // csrf_rejected and changes nothing; so are cross-site JSON requests and requests
 // without the custom header; bearer clients are unaffected.
 func testCSRF(t *testing.T, s *stack) {
-	s.t = t
+	s.use(t)
 	browser := s.user("csrf", true)
-	api := s.login(browser.user.Username, false)
+	api := s.LogIn(browser.User.Username, false)
 	count := func() int {
 		var l events.ListChatsReply
-		api.call("GET", "/api/chats", nil, http.StatusOK, &l)
+		api.Call("GET", "/api/chats", nil, http.StatusOK, &l)
 		return len(l.Chats)
 	}
 	n := count()
@@ -176,36 +176,36 @@ func testCSRF(t *testing.T, s *stack) {
 	}
 	for name, h := range forms {
 		for _, path := range []string{"/api/chats", "/api/auth/logout", "/api/auth/logout-all"} {
-			res := browser.raw("POST", path, []byte(`title=forged`), h)
-			if res.status != http.StatusForbidden || res.code() != events.CodeCSRFRejected {
-				t.Errorf("%s %s: %d %s, want 403 csrf_rejected", name, path, res.status, res.body)
+			res := browser.Raw("POST", path, []byte(`title=forged`), h)
+			if res.Status != http.StatusForbidden || res.Code() != events.CodeCSRFRejected {
+				t.Errorf("%s %s: %d %s, want 403 csrf_rejected", name, path, res.Status, res.Body)
 			}
 		}
 	}
 	// Login CSRF: a forged login is refused the same way.
-	if res := s.newClient(false).raw("POST", "/api/auth/login", []byte(`username=x&password=y`),
-		http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Sec-Fetch-Site": {"cross-site"}}); res.status != http.StatusForbidden || res.code() != events.CodeCSRFRejected {
-		t.Errorf("cross-site login form: %d %s", res.status, res.body)
+	if res := s.NewClient(nil, "").Raw("POST", "/api/auth/login", []byte(`username=x&password=y`),
+		http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Sec-Fetch-Site": {"cross-site"}}); res.Status != http.StatusForbidden || res.Code() != events.CodeCSRFRejected {
+		t.Errorf("cross-site login form: %d %s", res.Status, res.Body)
 	}
 	if got := count(); got != n {
 		t.Fatalf("chats: %d, want %d", got, n)
 	}
-	browser.call("GET", "/api/auth/me", nil, http.StatusOK, nil) // still logged in
+	browser.Call("GET", "/api/auth/me", nil, http.StatusOK, nil) // still logged in
 	// Bearer clients are not cookie-authenticated: no CSRF checks apply.
-	if res := api.raw("POST", "/api/chats", mustJSON(map[string]string{"title": "bearer"}), http.Header{"Sec-Fetch-Site": {"cross-site"}, "Origin": {"https://elsewhere.example"}}); res.status != http.StatusCreated {
-		t.Errorf("bearer from another origin: %d %s", res.status, res.body)
+	if res := api.Raw("POST", "/api/chats", mustJSON(map[string]string{"title": "bearer"}), http.Header{"Sec-Fetch-Site": {"cross-site"}, "Origin": {"https://elsewhere.example"}}); res.Status != http.StatusCreated {
+		t.Errorf("bearer from another origin: %d %s", res.Status, res.Body)
 	}
-	browser.call("POST", "/api/chats", map[string]string{"title": "same origin"}, http.StatusCreated, nil)
+	browser.Call("POST", "/api/chats", map[string]string{"title": "same origin"}, http.StatusCreated, nil)
 }
 
 // testHeaders: the security headers on the SPA, its assets, API answers and errors,
 // and the cookie attributes over HTTP and behind HTTPS.
 func testHeaders(t *testing.T, s *stack) {
-	s.t = t
-	c := s.newClient(true)
+	s.use(t)
+	c := s.NewBrowser()
 	for _, path := range []string{"/", "/index.html", "/chats/deep/link", "/assets/app.js", "/api/models", "/api/nowhere", "/healthz", "/readyz"} {
-		res := c.raw("GET", path, nil, nil)
-		h := res.header
+		res := c.Raw("GET", path, nil, nil)
+		h := res.Header
 		csp := h.Get("Content-Security-Policy")
 		for _, d := range []string{"default-src 'self'", "script-src 'self'", "object-src 'none'", "base-uri 'none'",
 			"frame-ancestors 'none'", "form-action 'self'", "connect-src 'self'"} {
@@ -235,26 +235,26 @@ func testHeaders(t *testing.T, s *stack) {
 		}
 	}
 	// The SPA's index uses only same-origin scripts (the policy above lets it run).
-	if res := c.raw("GET", "/", nil, nil); !bytes.Contains(res.body, []byte(`src="/assets/app.js"`)) || bytes.Contains(res.body, []byte("<script>")) {
-		t.Errorf("index: %s", res.body)
+	if res := c.Raw("GET", "/", nil, nil); !bytes.Contains(res.Body, []byte(`src="/assets/app.js"`)) || bytes.Contains(res.Body, []byte("<script>")) {
+		t.Errorf("index: %s", res.Body)
 	}
 
 	// Cookies over plain HTTP: HttpOnly, SameSite=Strict, Path=/.
 	name := "cookie_" + randomHex(3)
-	s.signup(name)
-	res := s.newClient(true).raw("POST", "/api/auth/login", mustJSON(map[string]string{"username": name, "password": password}), nil)
+	s.SignUp(name)
+	res := s.NewBrowser().Raw("POST", "/api/auth/login", mustJSON(map[string]string{"username": name, "password": password}), nil)
 	checkCookies(t, res, "parley_at", "parley_rt", false)
 	// Behind TLS (COOKIE_SECURE): __Host- names, Secure, no Domain, and HSTS.
-	secure := s.newClient(true)
-	secure.base = s.limited
-	res = secure.raw("POST", "/api/auth/login", mustJSON(map[string]string{"username": name, "password": password}), nil)
+	secure := s.NewBrowser()
+	secure.Base = s.limited
+	res = secure.Raw("POST", "/api/auth/login", mustJSON(map[string]string{"username": name, "password": password}), nil)
 	checkCookies(t, res, "__Host-parley_at", "__Host-parley_rt", true)
-	if hsts := res.header.Get("Strict-Transport-Security"); !strings.Contains(hsts, "max-age=31536000") || !strings.Contains(hsts, "includeSubDomains") {
+	if hsts := res.Header.Get("Strict-Transport-Security"); !strings.Contains(hsts, "max-age=31536000") || !strings.Contains(hsts, "includeSubDomains") {
 		t.Errorf("HSTS = %q", hsts)
 	}
 	// Logout clears the site's cookies.
-	if out := secure.raw("POST", "/api/auth/logout", nil, http.Header{"Authorization": {"Bearer " + loginToken(t, res)}}); out.header.Get("Clear-Site-Data") != `"cookies"` {
-		t.Errorf("logout: Clear-Site-Data %q", out.header.Get("Clear-Site-Data"))
+	if out := secure.Raw("POST", "/api/auth/logout", nil, http.Header{"Authorization": {"Bearer " + loginToken(t, res)}}); out.Header.Get("Clear-Site-Data") != `"cookies"` {
+		t.Errorf("logout: Clear-Site-Data %q", out.Header.Get("Clear-Site-Data"))
 	}
 }
 
@@ -271,25 +271,25 @@ func directive(csp, name string) string {
 func loginToken(t *testing.T, res response) string {
 	t.Helper()
 	var rep loginReply
-	if err := json.Unmarshal(res.body, &rep); err != nil || rep.AccessToken == "" {
-		t.Fatalf("login reply: %s", res.body)
+	if err := json.Unmarshal(res.Body, &rep); err != nil || rep.AccessToken == "" {
+		t.Fatalf("login reply: %s", res.Body)
 	}
 	return rep.AccessToken
 }
 
 func checkCookies(t *testing.T, res response, access, refresh string, secure bool) {
 	t.Helper()
-	if res.status != http.StatusOK {
-		t.Fatalf("login: %d %s", res.status, res.body)
+	if res.Status != http.StatusOK {
+		t.Fatalf("login: %d %s", res.Status, res.Body)
 	}
 	got := map[string]*http.Cookie{}
-	for _, c := range (&http.Response{Header: res.header}).Cookies() {
+	for _, c := range (&http.Response{Header: res.Header}).Cookies() {
 		got[c.Name] = c
 	}
 	for _, name := range []string{access, refresh} {
 		c := got[name]
 		if c == nil {
-			t.Errorf("no cookie %s in %v", name, res.header.Values("Set-Cookie"))
+			t.Errorf("no cookie %s in %v", name, res.Header.Values("Set-Cookie"))
 			continue
 		}
 		if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" || c.Domain != "" || c.Secure != secure || c.MaxAge <= 0 {
@@ -297,7 +297,7 @@ func checkCookies(t *testing.T, res response, access, refresh string, secure boo
 		}
 	}
 	if secure {
-		for _, raw := range res.header.Values("Set-Cookie") {
+		for _, raw := range res.Header.Values("Set-Cookie") {
 			if !strings.HasPrefix(raw, "__Host-") {
 				t.Errorf("over HTTPS a cookie without the __Host- prefix: %s", raw)
 			}
@@ -310,16 +310,16 @@ func checkCookies(t *testing.T, res response, access, refresh string, secure boo
 // of A's ids and with random ids; B's own chat combined with A's message ids leaks
 // nothing; routes without ids show B nothing of A's; A's rows are unchanged.
 func testIDOR(t *testing.T, s *stack) {
-	s.t = t
+	s.use(t)
 	a := s.user("idor_a", false)
 	b := s.user("idor_b", false)
 	canary := "canary-" + randomHex(6)
-	ac := a.createChat("A " + canary)
-	sent := a.send(ac.ID, "secret "+canary)
-	a.stream(sent.AssistantMessage.ID)
-	bc := b.createChat("B's own")
-	bsent := b.send(bc.ID, "hello")
-	b.stream(bsent.AssistantMessage.ID)
+	ac := a.CreateChat("A " + canary)
+	sent := a.Send(ac.ID, "secret "+canary)
+	a.ReadAnswer(sent.AssistantMessage.ID, nil)
+	bc := b.CreateChat("B's own")
+	bsent := b.Send(bc.ID, "hello")
+	b.ReadAnswer(bsent.AssistantMessage.ID, nil)
 
 	// A's rows as stored (every column), to show nothing of A's changed.
 	snapshot := func() string {
@@ -328,7 +328,7 @@ func testIDOR(t *testing.T, s *stack) {
 			"SELECT CONCAT_WS('|', id, title, model, updated_at) FROM chats WHERE user_id = ? ORDER BY id",
 			"SELECT CONCAT_WS('|', m.id, m.role, m.status, m.content) FROM messages m JOIN chats c ON c.id = m.chat_id WHERE c.user_id = ? ORDER BY m.id",
 		} {
-			rows, err := s.db.Admin.Query(q, a.user.ID)
+			rows, err := s.db.Admin.Query(q, a.User.ID)
 			if err != nil {
 				t.Fatalf("snapshot: %v", err)
 			}
@@ -388,17 +388,17 @@ func testIDOR(t *testing.T, s *stack) {
 			if r.Method != http.MethodGet && r.Method != http.MethodHead {
 				body = []byte(`{"title":"hijacked","content":"hijack"}`)
 			}
-			res := b.raw(r.Method, p, body, nil)
-			if res.status != http.StatusNotFound || res.code() != events.CodeNotFound {
-				t.Errorf("B %s %s: %d %s, want 404 not_found", r.Method, p, res.status, res.body)
+			res := b.Raw(r.Method, p, body, nil)
+			if res.Status != http.StatusNotFound || res.Code() != events.CodeNotFound {
+				t.Errorf("B %s %s: %d %s, want 404 not_found", r.Method, p, res.Status, res.Body)
 				continue
 			}
 			if notFound == nil {
-				notFound = res.body
-			} else if !bytes.Equal(res.body, notFound) {
-				t.Errorf("B %s %s: 404 body %s differs from %s", r.Method, p, res.body, notFound)
+				notFound = res.Body
+			} else if !bytes.Equal(res.Body, notFound) {
+				t.Errorf("B %s %s: 404 body %s differs from %s", r.Method, p, res.Body, notFound)
 			}
-			if bytes.Contains(res.body, []byte(canary)) {
+			if bytes.Contains(res.Body, []byte(canary)) {
 				t.Errorf("B %s %s: response carries A's data", r.Method, p)
 			}
 		}
@@ -413,8 +413,8 @@ func testIDOR(t *testing.T, s *stack) {
 		"/api/chats?q=" + canary, "/api/chats", "/api/chats/latest",
 		"/api/chats/" + bc.ID + "/export?format=json",
 	} {
-		if res := b.raw("GET", p, nil, nil); bytes.Contains(res.body, []byte(canary)) || res.status >= 500 {
-			t.Errorf("B GET %s: %d leaks A's data or fails: %s", p, res.status, res.body)
+		if res := b.Raw("GET", p, nil, nil); bytes.Contains(res.Body, []byte(canary)) || res.Status >= 500 {
+			t.Errorf("B GET %s: %d leaks A's data or fails: %s", p, res.Status, res.Body)
 		}
 	}
 	if diff := cmp.Diff(before, snapshot()); diff != "" {

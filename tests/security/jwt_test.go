@@ -49,7 +49,7 @@ func liveKey(t *testing.T, s *stack) (string, ed25519.PrivateKey) {
 // testJWTTampering: drill (f). Every forged or tampered token gets the same 401 body;
 // a control token made the same way but correct gets 200.
 func testJWTTampering(t *testing.T, s *stack) {
-	s.t = t
+	s.use(t)
 	u := s.user("jwt_victim", false)
 	kid, key := liveKey(t, s)
 	pub := key.Public().(ed25519.PublicKey)
@@ -58,7 +58,7 @@ func testJWTTampering(t *testing.T, s *stack) {
 	now := time.Now()
 	claims := func(edit func(map[string]any)) map[string]any {
 		c := map[string]any{
-			"iss": events.TokenIssuer, "aud": events.TokenAudience, "sub": u.user.ID, "sid": u.session.userSession(t),
+			"iss": events.TokenIssuer, "aud": events.TokenAudience, "sub": u.User.ID, "sid": userSession(t, u.Session),
 			"jti": randomHex(16), "iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(),
 		}
 		if edit != nil {
@@ -82,11 +82,11 @@ func testJWTTampering(t *testing.T, s *stack) {
 	del := func(k string) func(map[string]any) { return func(m map[string]any) { delete(m, k) } }
 
 	control := forge(header(nil), claims(nil), real)
-	probe := &client{s: s, http: &http.Client{Timeout: 10 * time.Second}}
-	probe.bearer = control
-	probe.call("GET", "/api/auth/me", nil, http.StatusOK, nil)
+	probe := s.NewClient(&http.Client{Timeout: 10 * time.Second}, "")
+	probe.Token = control
+	probe.Call("GET", "/api/auth/me", nil, http.StatusOK, nil)
 
-	parts := strings.Split(u.bearer, ".")
+	parts := strings.Split(u.Token, ".")
 	edited := claims(set("sub", "0190aaaa-0000-7000-8000-000000000000"))
 	jwk := map[string]any{"kty": "OKP", "crv": "Ed25519", "x": b64(foreign.Public().(ed25519.PublicKey))}
 	cases := map[string]string{
@@ -119,44 +119,44 @@ func testJWTTampering(t *testing.T, s *stack) {
 		"payload edited":      parts[0] + "." + b64JSON(edited) + "." + parts[2],
 		"signature zeroed":    parts[0] + "." + parts[1] + "." + b64(make([]byte, 64)),
 		"two parts":           parts[0] + "." + parts[1],
-		"four parts":          u.bearer + "." + parts[2],
+		"four parts":          u.Token + "." + parts[2],
 		"padded parts":        parts[0] + "==." + parts[1] + "." + parts[2],
-		"standard base64":     strings.ReplaceAll(strings.ReplaceAll(u.bearer, "-", "+"), "_", "/") + "+/",
+		"standard base64":     strings.ReplaceAll(strings.ReplaceAll(u.Token, "-", "+"), "_", "/") + "+/",
 		"dots":                strings.Repeat(".", 4000),
-		"over the size limit": u.bearer + strings.Repeat("A", authtoken.MaxTokenBytes),
+		"over the size limit": u.Token + strings.Repeat("A", authtoken.MaxTokenBytes),
 		"garbage":             "garbage",
 	}
 	var first string
 	for name, tok := range cases {
 		for _, via := range []string{"bearer", "cookie"} {
-			c := &client{s: s, http: &http.Client{Timeout: 10 * time.Second}}
+			c := s.NewClient(&http.Client{Timeout: 10 * time.Second}, "")
 			var h http.Header
 			if via == "bearer" {
-				c.bearer = tok
+				c.Token = tok
 			} else {
 				h = http.Header{"Cookie": {"parley_at=" + tok}}
 			}
-			res := c.raw("GET", "/api/auth/me", nil, h)
-			if res.status != http.StatusUnauthorized {
-				t.Errorf("%s (%s): %d %s, want 401", name, via, res.status, res.body)
+			res := c.Raw("GET", "/api/auth/me", nil, h)
+			if res.Status != http.StatusUnauthorized {
+				t.Errorf("%s (%s): %d %s, want 401", name, via, res.Status, res.Body)
 				continue
 			}
 			if first == "" {
-				first = string(res.body)
-			} else if string(res.body) != first {
-				t.Errorf("%s (%s): body %s differs from %s", name, via, res.body, first)
+				first = string(res.Body)
+			} else if string(res.Body) != first {
+				t.Errorf("%s (%s): body %s differs from %s", name, via, res.Body, first)
 			}
 		}
 	}
 	// A 1 MB token of dots does not even reach the token parser: the header limit.
-	big := &client{s: s, http: &http.Client{Timeout: 10 * time.Second}, bearer: strings.Repeat(".", 1<<20)}
-	if res := big.raw("GET", "/api/auth/me", nil, nil); res.status != http.StatusRequestHeaderFieldsTooLarge {
-		t.Errorf("1 MB bearer: %d, want 431", res.status)
+	big := s.NewClient(&http.Client{Timeout: 10 * time.Second}, strings.Repeat(".", 1<<20))
+	if res := big.Raw("GET", "/api/auth/me", nil, nil); res.Status != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("1 MB bearer: %d, want 431", res.Status)
 	}
 }
 
 // userSession returns the session id in the access token of a login reply.
-func (l loginReply) userSession(t *testing.T) string {
+func userSession(t *testing.T, l loginReply) string {
 	t.Helper()
 	parts := strings.Split(l.AccessToken, ".")
 	if len(parts) != 3 {
@@ -189,63 +189,63 @@ func tokenKID(t *testing.T, token string) string {
 // logout and log-out-everywhere; a replayed rotated refresh token ends the session and
 // its successor with it.
 func testSessionRevocation(t *testing.T, s *stack) {
-	s.t = t
+	s.use(t)
 	name := "rev_" + randomHex(3)
-	s.signup(name)
+	s.SignUp(name)
 
 	// Logout: the access token and the refresh token are dead at once.
-	a := s.login(name, false)
-	a.call("GET", "/api/auth/me", nil, http.StatusOK, nil)
-	a.call("POST", "/api/auth/logout", nil, http.StatusNoContent, nil)
-	if res := a.raw("GET", "/api/auth/me", nil, nil); res.status != http.StatusUnauthorized {
-		t.Errorf("access token after logout: %d", res.status)
+	a := s.LogIn(name, false)
+	a.Call("GET", "/api/auth/me", nil, http.StatusOK, nil)
+	a.Call("POST", "/api/auth/logout", nil, http.StatusNoContent, nil)
+	if res := a.Raw("GET", "/api/auth/me", nil, nil); res.Status != http.StatusUnauthorized {
+		t.Errorf("access token after logout: %d", res.Status)
 	}
-	if res := s.newClient(true).raw("POST", "/api/auth/refresh", mustJSON(map[string]string{"refresh_token": a.session.RefreshToken}), nil); res.status != http.StatusUnauthorized {
-		t.Errorf("refresh token after logout: %d", res.status)
+	if res := s.NewBrowser().Raw("POST", "/api/auth/refresh", mustJSON(map[string]string{"refresh_token": a.Session.RefreshToken}), nil); res.Status != http.StatusUnauthorized {
+		t.Errorf("refresh token after logout: %d", res.Status)
 	}
 
 	// Refresh reuse after the grace window: the whole session ends.
-	b := s.login(name, false)
-	r0 := b.session.RefreshToken
+	b := s.LogIn(name, false)
+	r0 := b.Session.RefreshToken
 	var s1 loginReply
-	s.newClient(true).call("POST", "/api/auth/refresh", map[string]string{"refresh_token": r0}, http.StatusOK, &s1)
+	s.NewBrowser().Call("POST", "/api/auth/refresh", map[string]string{"refresh_token": r0}, http.StatusOK, &s1)
 	time.Sleep(s.AuthConfig.RefreshReuseGrace + 500*time.Millisecond)
-	if res := s.newClient(true).raw("POST", "/api/auth/refresh", mustJSON(map[string]string{"refresh_token": r0}), nil); res.status != http.StatusUnauthorized {
-		t.Fatalf("replayed refresh token: %d %s", res.status, res.body)
+	if res := s.NewBrowser().Raw("POST", "/api/auth/refresh", mustJSON(map[string]string{"refresh_token": r0}), nil); res.Status != http.StatusUnauthorized {
+		t.Fatalf("replayed refresh token: %d %s", res.Status, res.Body)
 	}
-	if res := s.newClient(true).raw("POST", "/api/auth/refresh", mustJSON(map[string]string{"refresh_token": s1.RefreshToken}), nil); res.status != http.StatusUnauthorized {
-		t.Errorf("successor of a replayed refresh token: %d %s", res.status, res.body)
+	if res := s.NewBrowser().Raw("POST", "/api/auth/refresh", mustJSON(map[string]string{"refresh_token": s1.RefreshToken}), nil); res.Status != http.StatusUnauthorized {
+		t.Errorf("successor of a replayed refresh token: %d %s", res.Status, res.Body)
 	}
-	succ := &client{s: s, http: &http.Client{Timeout: 10 * time.Second}, bearer: s1.AccessToken}
+	succ := s.NewClient(&http.Client{Timeout: 10 * time.Second}, s1.AccessToken)
 	e2e.Eventually(t, time.Second, "access token of the revoked family refused", func() error {
-		if res := succ.raw("GET", "/api/auth/me", nil, nil); res.status != http.StatusUnauthorized {
-			return fmt.Errorf("status %d", res.status)
+		if res := succ.Raw("GET", "/api/auth/me", nil, nil); res.Status != http.StatusUnauthorized {
+			return fmt.Errorf("status %d", res.Status)
 		}
 		return nil
 	})
 
 	// Log out everywhere: browser and bearer sessions of the user all end.
-	browser := s.login(name, true)
-	other := s.login(name, false)
-	browser.call("POST", "/api/auth/logout-all", nil, http.StatusNoContent, nil)
-	if res := other.raw("GET", "/api/auth/me", nil, nil); res.status != http.StatusUnauthorized {
-		t.Errorf("other session after logout-all: %d", res.status)
+	browser := s.LogIn(name, true)
+	other := s.LogIn(name, false)
+	browser.Call("POST", "/api/auth/logout-all", nil, http.StatusNoContent, nil)
+	if res := other.Raw("GET", "/api/auth/me", nil, nil); res.Status != http.StatusUnauthorized {
+		t.Errorf("other session after logout-all: %d", res.Status)
 	}
-	if res := s.newClient(true).raw("POST", "/api/auth/refresh", mustJSON(map[string]string{"refresh_token": other.session.RefreshToken}), nil); res.status != http.StatusUnauthorized {
-		t.Errorf("other session's refresh token after logout-all: %d", res.status)
+	if res := s.NewBrowser().Raw("POST", "/api/auth/refresh", mustJSON(map[string]string{"refresh_token": other.Session.RefreshToken}), nil); res.Status != http.StatusUnauthorized {
+		t.Errorf("other session's refresh token after logout-all: %d", res.Status)
 	}
 	// A new login after it works.
-	s.login(name, false).call("GET", "/api/auth/me", nil, http.StatusOK, nil)
+	s.LogIn(name, false).Call("GET", "/api/auth/me", nil, http.StatusOK, nil)
 }
 
 // testKeyRotation: restarting auth with AUTH_ROTATE_KEY=true signs new tokens with a
 // new kid while tokens of the old key keep working until they expire; nobody is
 // logged out.
 func testKeyRotation(t *testing.T, s *stack) {
-	s.t = t
+	s.use(t)
 	old := s.user("rot", false)
-	browser := s.login(old.user.Username, true)
-	oldKID := tokenKID(t, old.bearer)
+	browser := s.LogIn(old.User.Username, true)
+	oldKID := tokenKID(t, old.Token)
 
 	s.Auth.Stop()
 	s.AuthConfig.RotateKey = true
@@ -255,29 +255,30 @@ func testKeyRotation(t *testing.T, s *stack) {
 
 	var fresh *client
 	e2e.Eventually(t, 20*time.Second, "login after rotation", func() error {
-		c := s.newClient(true)
-		res := c.raw("POST", "/api/auth/login", mustJSON(map[string]string{"username": old.user.Username, "password": password}), nil)
-		if res.status != http.StatusOK {
-			return fmt.Errorf("login: %d %s", res.status, res.body)
+		c := s.NewBrowser()
+		res := c.Raw("POST", "/api/auth/login", mustJSON(map[string]string{"username": old.User.Username, "password": password}), nil)
+		if res.Status != http.StatusOK {
+			return fmt.Errorf("login: %d %s", res.Status, res.Body)
 		}
 		var rep loginReply
-		_ = json.Unmarshal(res.body, &rep)
-		fresh = &client{s: s, http: &http.Client{Timeout: 10 * time.Second}, bearer: rep.AccessToken, user: rep.User, session: rep}
+		_ = json.Unmarshal(res.Body, &rep)
+		fresh = s.NewClient(&http.Client{Timeout: 10 * time.Second}, rep.AccessToken)
+		fresh.User, fresh.Session = rep.User, rep
 		return nil
 	})
-	if newKID := tokenKID(t, fresh.bearer); newKID == oldKID {
+	if newKID := tokenKID(t, fresh.Token); newKID == oldKID {
 		t.Fatalf("new tokens still signed with kid %s", oldKID)
 	}
 	// The gateway learns the new key on the first token that names it (its refetch is
 	// rate-limited, hence eventually).
 	e2e.Eventually(t, 15*time.Second, "token of the new key accepted", func() error {
-		if res := fresh.raw("GET", "/api/auth/me", nil, nil); res.status != http.StatusOK {
-			return fmt.Errorf("status %d", res.status)
+		if res := fresh.Raw("GET", "/api/auth/me", nil, nil); res.Status != http.StatusOK {
+			return fmt.Errorf("status %d", res.Status)
 		}
 		return nil
 	})
-	old.call("GET", "/api/auth/me", nil, http.StatusOK, nil)
-	browser.call("GET", "/api/chats", nil, http.StatusOK, nil)
+	old.Call("GET", "/api/auth/me", nil, http.StatusOK, nil)
+	browser.Call("GET", "/api/chats", nil, http.StatusOK, nil)
 }
 
 func mustJSON(v any) []byte {

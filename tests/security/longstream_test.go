@@ -24,11 +24,11 @@ type longStream struct {
 func startLongStream(t *testing.T, s *stack, hold time.Duration) *longStream {
 	t.Helper()
 	u := s.user("long_stream", false)
-	c := u.createChat("long stream")
+	c := u.CreateChat("long stream")
 	ls := &longStream{done: make(chan struct{}), hold: hold}
 	ctx, cancel := context.WithTimeout(context.Background(), hold)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/api/chats/"+c.ID+"/events", nil)
-	req.Header.Set("Authorization", "Bearer "+u.bearer)
+	req.Header.Set("Authorization", "Bearer "+u.Token)
 	go func() {
 		defer close(ls.done)
 		defer cancel()

@@ -15,10 +15,10 @@ import (
 // (the stack uses them; the rest of TestSecurity shows the product works), and each
 // user can touch only its own tables.
 func testMySQLLeastPrivilege(t *testing.T, s *stack) {
-	s.t = t
+	s.use(t)
 	// Some data of both services exists by now.
 	u := s.user("db_owner", false)
-	u.createChat("db check")
+	u.CreateChat("db check")
 
 	authDB := openAs(t, s.db.Auth)
 	chatDB := openAs(t, s.db.Chat)

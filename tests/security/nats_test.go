@@ -19,27 +19,27 @@ import (
 // its own NATS user with the permissions of deploy/nats/nats.conf, and no service hit
 // a permission error on the way.
 func testProductUnderPermissions(t *testing.T, s *stack) {
-	s.t = t
+	s.use(t)
 	browser := s.user("perm_ann", true)
-	api := s.login(browser.user.Username, false)
+	api := s.LogIn(browser.User.Username, false)
 
 	var me events.UserReply
-	browser.call("GET", "/api/auth/me", nil, http.StatusOK, &me)
+	browser.Call("GET", "/api/auth/me", nil, http.StatusOK, &me)
 	var models events.ModelsReply
-	api.call("GET", "/api/models", nil, http.StatusOK, &models)
+	api.Call("GET", "/api/models", nil, http.StatusOK, &models)
 	if len(models.Models) == 0 {
 		t.Fatal("no models")
 	}
-	c := browser.createChat("permissions")
-	browser.call("PATCH", "/api/chats/"+c.ID, map[string]string{"title": "renamed"}, http.StatusOK, nil)
-	browser.call("GET", "/api/chats", nil, http.StatusOK, nil)
-	browser.call("GET", "/api/chats/latest", nil, http.StatusOK, nil)
+	c := browser.CreateChat("permissions")
+	browser.Call("PATCH", "/api/chats/"+c.ID, map[string]string{"title": "renamed"}, http.StatusOK, nil)
+	browser.Call("GET", "/api/chats", nil, http.StatusOK, nil)
+	browser.Call("GET", "/api/chats/latest", nil, http.StatusOK, nil)
 
 	// Live chat events in a second "tab" while the first one sends.
 	live := make(chan []sseEvent, 1)
 	opened := make(chan struct{})
 	go func() {
-		_, evs := api.sse("/api/chats/"+c.ID+"/events", func(e sseEvent) bool { return e.Event == "message.completed" },
+		_, evs := api.ReadStream("/api/chats/"+c.ID+"/events", nil, func(e sseEvent) bool { return e.Event == "message.completed" },
 			20*time.Second, func() { close(opened) })
 		live <- evs
 	}()
@@ -48,8 +48,8 @@ func testProductUnderPermissions(t *testing.T, s *stack) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("chat event stream did not open")
 	}
-	sent := browser.send(c.ID, "Hello under least privilege")
-	_, evs := browser.stream(sent.AssistantMessage.ID)
+	sent := browser.Send(c.ID, "Hello under least privilege")
+	_, evs := browser.ReadAnswer(sent.AssistantMessage.ID, nil)
 	if m := final(t, evs); m.Status != events.StatusComplete || !strings.Contains(m.Content, "Hello under least privilege") {
 		t.Fatalf("answer: %+v", m)
 	}
@@ -60,32 +60,32 @@ func testProductUnderPermissions(t *testing.T, s *stack) {
 
 	// Regenerate, then cancel a slow answer.
 	var regen events.SendMessageReply
-	browser.call("POST", "/api/chats/"+c.ID+"/regenerate", map[string]string{}, http.StatusAccepted, &regen)
-	if _, evs := browser.stream(regen.AssistantMessage.ID); final(t, evs).Status != events.StatusComplete {
+	browser.Call("POST", "/api/chats/"+c.ID+"/regenerate", map[string]string{}, http.StatusAccepted, &regen)
+	if _, evs := browser.ReadAnswer(regen.AssistantMessage.ID, nil); final(t, evs).Status != events.StatusComplete {
 		t.Errorf("regenerated answer: %+v", final(t, evs))
 	}
 	s.hf.Enqueue("", fakehf.Step{Delay: 20 * time.Second})
-	slow := api.send(c.ID, "take your time")
-	api.call("POST", "/api/messages/"+slow.AssistantMessage.ID+"/cancel", nil, http.StatusAccepted, nil)
-	if _, evs := api.stream(slow.AssistantMessage.ID); final(t, evs).Status != events.StatusCancelled {
+	slow := api.Send(c.ID, "take your time")
+	api.Call("POST", "/api/messages/"+slow.AssistantMessage.ID+"/cancel", nil, http.StatusAccepted, nil)
+	if _, evs := api.ReadAnswer(slow.AssistantMessage.ID, nil); final(t, evs).Status != events.StatusCancelled {
 		t.Errorf("cancelled answer: %+v", final(t, evs))
 	}
-	if msgs := api.messages(c.ID); len(msgs) < 4 {
+	if msgs := api.Messages(c.ID); len(msgs) < 4 {
 		t.Errorf("messages: %d", len(msgs))
 	}
-	browser.call("GET", "/api/chats/"+c.ID+"/export?format=json", nil, http.StatusOK, nil)
-	other := api.createChat("to delete")
-	api.call("DELETE", "/api/chats/"+other.ID, nil, http.StatusNoContent, nil)
+	browser.Call("GET", "/api/chats/"+c.ID+"/export?format=json", nil, http.StatusOK, nil)
+	other := api.CreateChat("to delete")
+	api.Call("DELETE", "/api/chats/"+other.ID, nil, http.StatusNoContent, nil)
 
 	// Refresh and logout (the revocation bucket write and watch).
-	refresher := s.newClient(true)
+	refresher := s.NewBrowser()
 	var rotated loginReply
-	refresher.call("POST", "/api/auth/refresh", map[string]string{"refresh_token": api.session.RefreshToken}, http.StatusOK, &rotated)
-	api.bearer = rotated.AccessToken
-	api.call("POST", "/api/auth/logout", nil, http.StatusNoContent, nil)
+	refresher.Call("POST", "/api/auth/refresh", map[string]string{"refresh_token": api.Session.RefreshToken}, http.StatusOK, &rotated)
+	api.Token = rotated.AccessToken
+	api.Call("POST", "/api/auth/logout", nil, http.StatusNoContent, nil)
 	e2e.Eventually(t, 2*time.Second, "logged-out token refused", func() error {
-		if res := api.raw("GET", "/api/auth/me", nil, nil); res.status != http.StatusUnauthorized {
-			return fmt.Errorf("status %d", res.status)
+		if res := api.Raw("GET", "/api/auth/me", nil, nil); res.Status != http.StatusUnauthorized {
+			return fmt.Errorf("status %d", res.Status)
 		}
 		return nil
 	})
@@ -174,7 +174,7 @@ func sub(c *natsClient, subject string) func() error {
 
 // testNATSPermissions: what each service's user must not do, straight over NATS.
 func testNATSPermissions(t *testing.T, s *stack) {
-	s.t = t
+	s.use(t)
 	victim := s.user("perm_victim", false)
 	gw := connectAs(t, s, "gateway")
 	inf := connectAs(t, s, "inference")
@@ -228,7 +228,7 @@ func testNATSPermissions(t *testing.T, s *stack) {
 		inf.denied(t, "inference publishes", subject, pub(inf, subject))
 	}
 	// Asked for a real user, the worker gets nothing back.
-	_, err := inf.nc.Request(events.SubjectAuthMe, []byte(`{"user_id":"`+victim.user.ID+`"}`), time.Second)
+	_, err := inf.nc.Request(events.SubjectAuthMe, []byte(`{"user_id":"`+victim.User.ID+`"}`), time.Second)
 	if err == nil {
 		t.Errorf("inference read a user")
 	}

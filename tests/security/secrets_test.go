@@ -17,39 +17,39 @@ import (
 // and NATS passwords. Tokens may appear only where they are handed out (the login and
 // refresh answers and their Set-Cookie headers); the others nowhere.
 func testSecrets(t *testing.T, s *stack) {
-	s.t = t
+	s.use(t)
 	secretPassword := "Secret-Pw " + randomHex(10)
 	name := "secret_" + randomHex(3)
-	s.newClient(true).call("POST", "/api/auth/signup", map[string]string{
+	s.NewBrowser().Call("POST", "/api/auth/signup", map[string]string{
 		"username": name, "email": name + "@example.com", "password": secretPassword, "firstname": "S", "lastname": "T",
 	}, http.StatusCreated, nil)
-	browser := s.newClient(true)
-	browser.call("POST", "/api/auth/login", map[string]string{"username": name, "password": secretPassword}, http.StatusOK, nil)
-	if res := s.newClient(true).raw("POST", "/api/auth/login", mustJSON(map[string]string{"username": name, "password": secretPassword + "x"}), nil); res.status != http.StatusUnauthorized {
-		t.Errorf("wrong password: %d", res.status)
+	browser := s.NewBrowser()
+	browser.Call("POST", "/api/auth/login", map[string]string{"username": name, "password": secretPassword}, http.StatusOK, nil)
+	if res := s.NewBrowser().Raw("POST", "/api/auth/login", mustJSON(map[string]string{"username": name, "password": secretPassword + "x"}), nil); res.Status != http.StatusUnauthorized {
+		t.Errorf("wrong password: %d", res.Status)
 	}
-	api := s.newClient(true)
+	api := s.NewBrowser()
 	var l loginReply
-	api.call("POST", "/api/auth/login", map[string]string{"username": name, "password": secretPassword}, http.StatusOK, &l)
-	api.browser, api.bearer = false, l.AccessToken
-	c := browser.createChat("secrets")
-	sent := browser.send(c.ID, "hello")
-	browser.stream(sent.AssistantMessage.ID)
+	api.Call("POST", "/api/auth/login", map[string]string{"username": name, "password": secretPassword}, http.StatusOK, &l)
+	api.Browser, api.Token = false, l.AccessToken
+	c := browser.CreateChat("secrets")
+	sent := browser.Send(c.ID, "hello")
+	browser.ReadAnswer(sent.AssistantMessage.ID, nil)
 	// The provider refuses the token: the error must not carry it.
 	step, ok := fakehf.Preset("401")
 	if !ok {
 		t.Fatal("no 401 preset")
 	}
 	s.hf.Enqueue("", step)
-	failed := api.send(c.ID, "make the provider fail")
-	if _, evs := api.stream(failed.AssistantMessage.ID); final(t, evs).Status != events.StatusFailed {
+	failed := api.Send(c.ID, "make the provider fail")
+	if _, evs := api.ReadAnswer(failed.AssistantMessage.ID, nil); final(t, evs).Status != events.StatusFailed {
 		t.Errorf("provider 401: %+v", final(t, evs))
 	}
 	var rot loginReply
-	s.newClient(true).call("POST", "/api/auth/refresh", map[string]string{"refresh_token": l.RefreshToken}, http.StatusOK, &rot)
+	s.NewBrowser().Call("POST", "/api/auth/refresh", map[string]string{"refresh_token": l.RefreshToken}, http.StatusOK, &rot)
 	// Replay (reuse detection logs a security event) and log out.
-	s.newClient(true).raw("POST", "/api/auth/refresh", mustJSON(map[string]string{"refresh_token": "x" + l.RefreshToken}), nil)
-	browser.call("POST", "/api/auth/logout", nil, http.StatusNoContent, nil)
+	s.NewBrowser().Raw("POST", "/api/auth/refresh", mustJSON(map[string]string{"refresh_token": "x" + l.RefreshToken}), nil)
+	browser.Call("POST", "/api/auth/logout", nil, http.StatusNoContent, nil)
 
 	s.mu.Lock()
 	responses := append([]recorded(nil), s.responses...)
@@ -70,14 +70,14 @@ func testSecrets(t *testing.T, s *stack) {
 	tokens := map[string]bool{}
 	for _, r := range responses {
 		var rep loginReply
-		if json.Unmarshal(r.body, &rep) == nil {
+		if json.Unmarshal(r.Body, &rep) == nil {
 			for _, tok := range []string{rep.AccessToken, rep.RefreshToken} {
 				if tok != "" {
 					tokens[tok] = true
 				}
 			}
 		}
-		for _, ck := range (&http.Response{Header: r.header}).Cookies() {
+		for _, ck := range (&http.Response{Header: r.Header}).Cookies() {
 			if ck.Value != "" && strings.Contains(ck.Name, "parley_") {
 				tokens[ck.Value] = true
 			}
@@ -118,13 +118,13 @@ func testSecrets(t *testing.T, s *stack) {
 	}
 	for _, r := range responses {
 		var hdr strings.Builder
-		for k, vs := range r.header {
+		for k, vs := range r.Header {
 			if k == "Set-Cookie" {
 				continue
 			}
 			hdr.WriteString(k + ": " + strings.Join(vs, ",") + "\n")
 		}
-		text := string(r.body) + "\n" + hdr.String()
+		text := string(r.Body) + "\n" + hdr.String()
 		for v, what := range needles {
 			if strings.Contains(text, v) {
 				t.Errorf("%s %s answered with the %s", r.method, r.path, what)

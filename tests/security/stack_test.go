@@ -6,19 +6,11 @@
 package security_test
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -42,11 +34,11 @@ import (
 	"github.com/parley-chat/parley/tests/internal/e2e"
 )
 
-// password is the password of every test user (long enough, not a common one).
-const password = "correct horse battery staple 42"
+// password is the password of every test user.
+const password = e2e.Password
 
 // model is the model every chat uses.
-const model = "mistralai/Mistral-7B-Instruct-v0.3"
+const model = e2e.Model
 
 // spaIndex is the index page the gateway serves in these tests.
 const spaIndex = `<!doctype html><html><head><meta charset="utf-8"><title>Parley</title>` +
@@ -239,9 +231,7 @@ type stack struct {
 // recorded is one HTTP exchange, kept for the secrets check.
 type recorded struct {
 	method, path string
-	status       int
-	header       http.Header
-	body         []byte
+	e2e.Response
 }
 
 type stackOptions struct {
@@ -304,6 +294,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		},
 	})
 	s.base, s.limited, s.hf = s.URLs[0], s.URLs[1], s.HF
+	s.OnResponse = s.record
 	return s
 }
 
@@ -333,255 +324,35 @@ func (s *stack) permissionViolations() []string {
 	return out
 }
 
-// client is one API client: a browser (cookie jar, CSRF header) or a bearer client.
-type client struct {
-	s *stack
-	// base, when set, is another gateway replica than the stack's first.
-	base string
-	// fwd, when set, is sent as X-Forwarded-For (the limited gateway trusts it).
-	fwd     string
-	http    *http.Client
-	bearer  string
-	browser bool
-	user    events.User
-	session loginReply
+// use makes t (a subtest) the test that s and its clients report to.
+func (s *stack) use(t *testing.T) {
+	s.t = t
+	s.Use(t)
 }
+
+// client is one API client: a browser (cookie jar, CSRF header) or a bearer client.
+type client = e2e.Client
+
+// sseEvent is one server-sent event.
+type sseEvent = e2e.Event
+
+type loginReply = e2e.LoginReply
 
 // response is one HTTP answer.
-type response struct {
-	status int
-	header http.Header
-	body   []byte
-}
+type response = e2e.Response
 
-func (r response) code() string {
-	var env struct {
-		Error struct {
-			Code string `json:"code"`
-		} `json:"error"`
-	}
-	_ = json.Unmarshal(r.body, &env)
-	return env.Error.Code
-}
-
-func (s *stack) newClient(browser bool) *client {
-	jar, _ := cookiejar.New(nil)
-	return &client{s: s, http: &http.Client{Jar: jar, Timeout: 30 * time.Second}, browser: browser}
-}
-
-func (c *client) baseURL() string {
-	if c.base != "" {
-		return c.base
-	}
-	return c.s.base
-}
-
-func (s *stack) record(r recorded) {
+func (s *stack) record(method, path string, res e2e.Response) {
 	s.mu.Lock()
-	s.responses = append(s.responses, r)
+	s.responses = append(s.responses, recorded{method: method, path: path, Response: res})
 	s.mu.Unlock()
-}
-
-// raw sends a request with a raw body and extra headers (a nil value deletes one).
-func (c *client) raw(method, path string, body []byte, header http.Header) response {
-	c.s.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, c.baseURL()+path, rd)
-	if err != nil {
-		c.s.t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.browser && method != http.MethodGet && method != http.MethodHead {
-		req.Header.Set("X-Parley-CSRF", "1")
-	}
-	if c.bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+c.bearer)
-	}
-	if c.fwd != "" {
-		req.Header.Set("X-Forwarded-For", c.fwd)
-	}
-	for k, v := range header {
-		if v == nil {
-			req.Header.Del(k)
-		} else {
-			req.Header[k] = v
-		}
-	}
-	res, err := c.http.Do(req)
-	if err != nil {
-		c.s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	c.s.record(recorded{method: method, path: path, status: res.StatusCode, header: res.Header, body: b})
-	return response{status: res.StatusCode, header: res.Header, body: b}
-}
-
-// call sends body as JSON, checks the status and decodes the answer into out.
-func (c *client) call(method, path string, body any, want int, out any) response {
-	c.s.t.Helper()
-	var b []byte
-	if body != nil {
-		var err error
-		if b, err = json.Marshal(body); err != nil {
-			c.s.t.Fatal(err)
-		}
-	}
-	res := c.raw(method, path, b, nil)
-	if res.status != want {
-		c.s.t.Fatalf("%s %s: status %d, want %d: %s", method, path, res.status, want, res.body)
-	}
-	if out != nil {
-		if err := json.Unmarshal(res.body, out); err != nil {
-			c.s.t.Fatalf("%s %s: decode %s: %v", method, path, res.body, err)
-		}
-	}
-	return res
-}
-
-type loginReply struct {
-	User         events.User `json:"user"`
-	AccessToken  string      `json:"access_token"`
-	ExpiresAt    time.Time   `json:"expires_at"`
-	RefreshToken string      `json:"refresh_token"`
-}
-
-// signup creates an account named name.
-func (s *stack) signup(name string) events.User {
-	s.t.Helper()
-	var rep struct {
-		User events.User `json:"user"`
-	}
-	s.newClient(true).call("POST", "/api/auth/signup", map[string]string{
-		"username": name, "email": name + "@example.com", "password": password, "firstname": "First " + name, "lastname": "Last",
-	}, http.StatusCreated, &rep)
-	return rep.User
-}
-
-// login signs in as a browser (cookies) or an API client (bearer).
-func (s *stack) login(name string, browser bool) *client {
-	s.t.Helper()
-	c := s.newClient(true)
-	var rep loginReply
-	c.call("POST", "/api/auth/login", map[string]string{"username": name, "password": password}, http.StatusOK, &rep)
-	c.user, c.session = rep.User, rep
-	if !browser {
-		c.browser = false
-		c.bearer = rep.AccessToken
-		c.http.Jar, _ = cookiejar.New(nil)
-	}
-	return c
 }
 
 // user signs up and logs in a new user with a unique name.
 func (s *stack) user(prefix string, browser bool) *client {
 	s.t.Helper()
 	name := prefix + "_" + randomHex(3)
-	s.signup(name)
-	return s.login(name, browser)
-}
-
-func (c *client) createChat(title string) events.Chat {
-	c.s.t.Helper()
-	var rep events.ChatReply
-	c.call("POST", "/api/chats", map[string]string{"title": title}, http.StatusCreated, &rep)
-	return rep.Chat
-}
-
-func (c *client) send(chatID, content string) events.SendMessageReply {
-	c.s.t.Helper()
-	var rep events.SendMessageReply
-	c.call("POST", "/api/chats/"+chatID+"/messages", map[string]string{"content": content}, http.StatusAccepted, &rep)
-	return rep
-}
-
-func (c *client) messages(chatID string) []events.Message {
-	c.s.t.Helper()
-	var rep events.ListMessagesReply
-	c.call("GET", "/api/chats/"+chatID+"/messages?limit=200", nil, http.StatusOK, &rep)
-	return rep.Messages
-}
-
-// sseEvent is one server-sent event.
-type sseEvent struct {
-	ID, Event, Data string
-}
-
-// stream reads an answer's stream until it ends (done or error) or 30 s pass.
-func (c *client) stream(messageID string) (int, []sseEvent) {
-	c.s.t.Helper()
-	return c.sse("/api/messages/"+messageID+"/stream", func(e sseEvent) bool { return e.Event == "done" || e.Event == "error" }, 30*time.Second, nil)
-}
-
-// sse opens an event stream and reads it until stop says so or within passes; started,
-// when set, is called once the stream is open.
-func (c *client) sse(path string, stop func(sseEvent) bool, within time.Duration, started func()) (int, []sseEvent) {
-	c.s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL()+path, nil)
-	if c.bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+c.bearer)
-	}
-	res, err := c.http.Do(req)
-	if err != nil {
-		c.s.t.Fatalf("open stream %s: %v", path, err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(res.Body)
-		c.s.record(recorded{method: "GET", path: path, status: res.StatusCode, header: res.Header, body: b})
-		return res.StatusCode, nil
-	}
-	if started != nil {
-		started()
-	}
-	var raw bytes.Buffer
-	evs, err := readEvents(io.TeeReader(res.Body, &raw), stop)
-	c.s.record(recorded{method: "GET", path: path, status: res.StatusCode, header: res.Header, body: raw.Bytes()})
-	if err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
-		c.s.t.Fatalf("read stream: %v (got %v)", err, evs)
-	}
-	return res.StatusCode, evs
-}
-
-// readEvents parses server-sent events until stop says so or the body ends.
-func readEvents(r io.Reader, stop func(sseEvent) bool) ([]sseEvent, error) {
-	var out []sseEvent
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	var cur sseEvent
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "":
-			if cur.Event != "" || cur.Data != "" {
-				out = append(out, cur)
-				if stop(cur) {
-					return out, nil
-				}
-			}
-			cur = sseEvent{}
-		case strings.HasPrefix(line, ":"):
-		case strings.HasPrefix(line, "id: "):
-			cur.ID = strings.TrimPrefix(line, "id: ")
-		case strings.HasPrefix(line, "event: "):
-			cur.Event = strings.TrimPrefix(line, "event: ")
-		case strings.HasPrefix(line, "data: "):
-			cur.Data += strings.TrimPrefix(line, "data: ")
-		default:
-			return out, fmt.Errorf("unexpected line %q", line)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return out, err
-	}
-	return out, io.EOF
+	s.SignUp(name)
+	return s.LogIn(name, browser)
 }
 
 // final returns the message of a finished stream's last event.

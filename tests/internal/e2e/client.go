@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"strings"
 	"testing"
 	"time"
@@ -15,14 +17,83 @@ import (
 	"github.com/parley-chat/parley/libs/events"
 )
 
-// Client is one bearer-token API client of one gateway replica.
+// Client is one API client of one gateway replica: a bearer client (Token) or a
+// browser (a cookie jar in HTTP, Browser set).
 type Client struct {
+	// t, when set (WithT), is the test the client reports to; otherwise it is the
+	// stack's current test (Stack.Use).
 	t      *testing.T
 	Base   string
 	Token  string
 	User   events.User
 	HTTP   *http.Client
 	stackT *Stack
+	// Browser sends X-Parley-CSRF: 1 on unsafe requests, like the SPA.
+	Browser bool
+	// Forwarded, when set, is sent as X-Forwarded-For.
+	Forwarded string
+	// Session is the login answer of a client made by LogIn.
+	Session LoginReply
+}
+
+// LoginReply is the answer of POST /api/auth/login and /api/auth/refresh.
+type LoginReply struct {
+	User         events.User `json:"user"`
+	AccessToken  string      `json:"access_token"`
+	ExpiresAt    time.Time   `json:"expires_at"`
+	RefreshToken string      `json:"refresh_token"`
+}
+
+// NewClient is a client of gateway 0 with hc (a fresh cookie jar when nil), sending
+// token as a bearer token when not empty.
+func (s *Stack) NewClient(hc *http.Client, token string) *Client {
+	if hc == nil {
+		jar, _ := cookiejar.New(nil)
+		hc = &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	}
+	return &Client{Base: s.URLs[0], HTTP: hc, Token: token, stackT: s}
+}
+
+// T is the test the client reports to.
+func (c *Client) T() *testing.T {
+	if c.t != nil || c.stackT == nil {
+		return c.t
+	}
+	return c.stackT.Current()
+}
+
+// NewBrowser is a new browser client (cookie jar, CSRF header) with no session yet.
+func (s *Stack) NewBrowser() *Client {
+	c := s.NewClient(nil, "")
+	c.Browser = true
+	return c
+}
+
+// SignUp creates an account named name (first name "First <name>").
+func (s *Stack) SignUp(name string) events.User {
+	s.Current().Helper()
+	var rep struct {
+		User events.User `json:"user"`
+	}
+	s.NewBrowser().Call("POST", "/api/auth/signup", map[string]string{
+		"username": name, "email": name + "@example.com", "password": Password, "firstname": "First " + name, "lastname": "Last",
+	}, http.StatusCreated, &rep)
+	return rep.User
+}
+
+// LogIn signs in as a browser (cookies) or an API client (bearer token, no cookies).
+func (s *Stack) LogIn(name string, browser bool) *Client {
+	s.Current().Helper()
+	c := s.NewBrowser()
+	var rep LoginReply
+	c.Call("POST", "/api/auth/login", map[string]string{"username": name, "password": Password}, http.StatusOK, &rep)
+	c.User, c.Session = rep.User, rep
+	if !browser {
+		c.Browser = false
+		c.Token = rep.AccessToken
+		c.HTTP.Jar, _ = cookiejar.New(nil)
+	}
+	return c
 }
 
 // Response is one HTTP answer.
@@ -44,7 +115,7 @@ func (r Response) Code() string {
 // User signs up a new user called name and logs in as a bearer client of gateway 0.
 func (s *Stack) User(name string) *Client {
 	s.T.Helper()
-	c := &Client{t: s.T, Base: s.URLs[0], HTTP: &http.Client{Timeout: 30 * time.Second}, stackT: s}
+	c := &Client{Base: s.URLs[0], HTTP: &http.Client{Timeout: 30 * time.Second}, stackT: s}
 	c.Call("POST", "/api/auth/signup", map[string]string{
 		"username": name, "email": name + "@example.com", "password": Password, "firstname": "First", "lastname": "Last",
 	}, http.StatusCreated, nil, "X-Parley-CSRF", "1")
@@ -87,6 +158,37 @@ func (c *Client) Do(method, path string, body any, header ...string) (Response, 
 		}
 		rd = bytes.NewReader(raw)
 	}
+	return c.send(method, path, rd, func(h http.Header) {
+		for i := 0; i+1 < len(header); i += 2 {
+			h.Set(header[i], header[i+1])
+		}
+	})
+}
+
+// Raw sends a request with a raw body (none when nil) and extra headers, taken as they
+// are (a nil value deletes one); a transport error fails the test.
+func (c *Client) Raw(method, path string, body []byte, header http.Header) Response {
+	c.T().Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	res, err := c.send(method, path, rd, func(h http.Header) {
+		for k, v := range header {
+			if v == nil {
+				h.Del(k)
+			} else {
+				h[k] = v
+			}
+		}
+	})
+	if err != nil {
+		c.T().Fatalf("%s %s: %v", method, path, err)
+	}
+	return res
+}
+
+func (c *Client) send(method, path string, rd io.Reader, header func(http.Header)) (Response, error) {
 	req, err := http.NewRequest(method, c.Base+path, rd)
 	if err != nil {
 		return Response{}, err
@@ -94,35 +196,47 @@ func (c *Client) Do(method, path string, body any, header ...string) (Response, 
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if c.Browser && method != http.MethodGet && method != http.MethodHead {
+		req.Header.Set("X-Parley-CSRF", "1")
+	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
+	if c.Forwarded != "" {
+		req.Header.Set("X-Forwarded-For", c.Forwarded)
 	}
+	header(req.Header)
 	res, err := c.HTTP.Do(req)
 	if err != nil {
 		return Response{}, err
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
-	return Response{Status: res.StatusCode, Header: res.Header, Body: b}, err
+	out := Response{Status: res.StatusCode, Header: res.Header, Body: b}
+	c.record(method, path, out)
+	return out, err
+}
+
+func (c *Client) record(method, path string, res Response) {
+	if c.stackT != nil && c.stackT.OnResponse != nil {
+		c.stackT.OnResponse(method, path, res)
+	}
 }
 
 // Call sends a request, fails the test unless the status is want, and decodes the
 // answer into out (when not nil).
 func (c *Client) Call(method, path string, body any, want int, out any, header ...string) Response {
-	c.t.Helper()
+	c.T().Helper()
 	res, err := c.Do(method, path, body, header...)
 	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
+		c.T().Fatalf("%s %s: %v", method, path, err)
 	}
 	if res.Status != want {
-		c.t.Fatalf("%s %s: status %d, want %d: %s", method, path, res.Status, want, res.Body)
+		c.T().Fatalf("%s %s: status %d, want %d: %s", method, path, res.Status, want, res.Body)
 	}
 	if out != nil {
 		if err := json.Unmarshal(res.Body, out); err != nil {
-			c.t.Fatalf("%s %s: decode %s: %v", method, path, res.Body, err)
+			c.T().Fatalf("%s %s: decode %s: %v", method, path, res.Body, err)
 		}
 	}
 	return res
@@ -130,7 +244,7 @@ func (c *Client) Call(method, path string, body any, want int, out any, header .
 
 // CreateChat creates a chat.
 func (c *Client) CreateChat(title string) events.Chat {
-	c.t.Helper()
+	c.T().Helper()
 	var rep events.ChatReply
 	c.Call("POST", "/api/chats", map[string]string{"title": title}, http.StatusCreated, &rep)
 	return rep.Chat
@@ -138,7 +252,7 @@ func (c *Client) CreateChat(title string) events.Chat {
 
 // Send posts a user message and returns both messages.
 func (c *Client) Send(chatID, content string) events.SendMessageReply {
-	c.t.Helper()
+	c.T().Helper()
 	var rep events.SendMessageReply
 	c.Call("POST", "/api/chats/"+chatID+"/messages", map[string]string{"content": content}, http.StatusAccepted, &rep)
 	return rep
@@ -146,7 +260,7 @@ func (c *Client) Send(chatID, content string) events.SendMessageReply {
 
 // Messages lists a chat's messages, oldest first.
 func (c *Client) Messages(chatID string) []events.Message {
-	c.t.Helper()
+	c.T().Helper()
 	var rep events.ListMessagesReply
 	c.Call("GET", "/api/chats/"+chatID+"/messages?limit=200", nil, http.StatusOK, &rep)
 	return rep.Messages
@@ -154,13 +268,13 @@ func (c *Client) Messages(chatID string) []events.Message {
 
 // Message returns one stored message of a chat.
 func (c *Client) Message(chatID, id string) events.Message {
-	c.t.Helper()
+	c.T().Helper()
 	for _, m := range c.Messages(chatID) {
 		if m.ID == id {
 			return m
 		}
 	}
-	c.t.Fatalf("message %s not in chat %s", id, chatID)
+	c.T().Fatalf("message %s not in chat %s", id, chatID)
 	return events.Message{}
 }
 
@@ -186,7 +300,7 @@ type EventStream struct {
 // Open opens an event stream at path; header holds name, value pairs. A non-200
 // answer is returned with its status and no events.
 func (c *Client) Open(path string, header ...string) *EventStream {
-	c.t.Helper()
+	c.T().Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Base+path, nil)
 	if c.Token != "" {
@@ -198,11 +312,11 @@ func (c *Client) Open(path string, header ...string) *EventStream {
 	res, err := (&http.Client{}).Do(req)
 	if err != nil {
 		cancel()
-		c.t.Fatalf("open %s: %v", path, err)
+		c.T().Fatalf("open %s: %v", path, err)
 	}
-	es := &EventStream{t: c.t, Status: res.StatusCode, Header: res.Header, body: res.Body, cancel: cancel,
+	es := &EventStream{t: c.T(), Status: res.StatusCode, Header: res.Header, body: res.Body, cancel: cancel,
 		events: make(chan Event, 1024), err: make(chan error, 1)}
-	c.t.Cleanup(es.Close)
+	c.T().Cleanup(es.Close)
 	if res.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(res.Body)
 		res.Body.Close()
@@ -216,7 +330,16 @@ func (c *Client) Open(path string, header ...string) *EventStream {
 
 func (es *EventStream) read() {
 	defer close(es.events)
-	sc := bufio.NewScanner(es.body)
+	es.err <- parseEvents(es.body, func(ev Event) bool {
+		es.events <- ev
+		return false
+	})
+}
+
+// parseEvents parses server-sent events and comments, handing each to emit until emit
+// returns true (then nil) or the body ends (io.EOF) or breaks.
+func parseEvents(r io.Reader, emit func(Event) bool) error {
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	var cur Event
 	for sc.Scan() {
@@ -224,11 +347,15 @@ func (es *EventStream) read() {
 		switch {
 		case line == "":
 			if cur.Event != "" || cur.Data != "" {
-				es.events <- cur
+				if emit(cur) {
+					return nil
+				}
 			}
 			cur = Event{}
 		case strings.HasPrefix(line, ":"):
-			es.events <- Event{Comment: strings.TrimSpace(strings.TrimPrefix(line, ":"))}
+			if emit(Event{Comment: strings.TrimSpace(strings.TrimPrefix(line, ":"))}) {
+				return nil
+			}
 		case strings.HasPrefix(line, "id: "):
 			cur.ID = strings.TrimPrefix(line, "id: ")
 		case strings.HasPrefix(line, "event: "):
@@ -236,15 +363,72 @@ func (es *EventStream) read() {
 		case strings.HasPrefix(line, "data: "):
 			cur.Data += strings.TrimPrefix(line, "data: ")
 		default:
-			es.err <- fmt.Errorf("unexpected line %q", line)
-			return
+			return fmt.Errorf("unexpected line %q", line)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		es.err <- err
-		return
+		return err
 	}
-	es.err <- io.EOF
+	return io.EOF
+}
+
+// ReadEvents parses server-sent events (comments skipped) until stop says so or the
+// body ends (then the error is io.EOF).
+func ReadEvents(r io.Reader, stop func(Event) bool) ([]Event, error) {
+	var out []Event
+	err := parseEvents(r, func(ev Event) bool {
+		if ev.Comment != "" {
+			return false
+		}
+		out = append(out, ev)
+		return stop(ev)
+	})
+	return out, err
+}
+
+// ReadStream opens an event stream at path with extra headers (taken as they are) and
+// reads it until stop says so, it ends or within passes; started, when set, is called
+// once it is open. A non-200 answer comes back with its body and no events; a 200's
+// Body is what was read. A broken stream fails the test.
+func (c *Client) ReadStream(path string, header http.Header, stop func(Event) bool, within time.Duration, started func()) (Response, []Event) {
+	c.T().Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Base+path, nil)
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	res, err := c.HTTP.Do(req)
+	if err != nil {
+		c.T().Fatalf("open stream %s: %v", path, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(res.Body)
+		out := Response{Status: res.StatusCode, Header: res.Header, Body: b}
+		c.record("GET", path, out)
+		return out, nil
+	}
+	if started != nil {
+		started()
+	}
+	var raw bytes.Buffer
+	evs, err := ReadEvents(io.TeeReader(res.Body, &raw), stop)
+	out := Response{Status: res.StatusCode, Header: res.Header, Body: raw.Bytes()}
+	c.record("GET", path, out)
+	if err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
+		c.T().Fatalf("read stream: %v (got %v)", err, evs)
+	}
+	return out, evs
+}
+
+// ReadAnswer reads an answer's stream until it ends (done or error) or 30 s pass.
+func (c *Client) ReadAnswer(messageID string, header http.Header) (Response, []Event) {
+	c.T().Helper()
+	return c.ReadStream("/api/messages/"+messageID+"/stream", header, IsFinal, 30*time.Second, nil)
 }
 
 // Next returns the next event or comment; ok is false when the stream ended or
@@ -324,10 +508,10 @@ func IsFinal(ev Event) bool { return ev.Event == events.GenDone || ev.Event == e
 
 // Stream reads a whole answer stream of messageID (Last-Event-ID header pairs allowed).
 func (c *Client) Stream(messageID string, header ...string) []Event {
-	c.t.Helper()
+	c.T().Helper()
 	es := c.Open("/api/messages/"+messageID+"/stream", header...)
 	if es.Status != http.StatusOK {
-		c.t.Fatalf("stream %s: status %d", messageID, es.Status)
+		c.T().Fatalf("stream %s: status %d", messageID, es.Status)
 	}
 	defer es.Close()
 	return es.Rest(30 * time.Second)

@@ -92,9 +92,32 @@ type Stack struct {
 	Gateways   []*Service
 	// URLs are the gateways' base URLs, in the order of Gateways.
 	URLs []string
+	// OnResponse, when set, sees every answer a Client of the stack gets.
+	OnResponse func(method, path string, res Response)
 
 	logs    *logWriter
 	natsURL string
+
+	mu  sync.Mutex
+	sub *testing.T
+}
+
+// Use makes t (a subtest of T) the test that the stack's clients report to from now on
+// (services and logs keep reporting to T).
+func (s *Stack) Use(t *testing.T) {
+	s.mu.Lock()
+	s.sub = t
+	s.mu.Unlock()
+}
+
+// Current is the test the stack's clients report to: the last one given to Use, or T.
+func (s *Stack) Current() *testing.T {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sub != nil {
+		return s.sub
+	}
+	return s.T
 }
 
 // New starts a stack and waits until every gateway is ready.
