@@ -143,3 +143,30 @@ func TestDockerfileRules(t *testing.T) {
 		t.Error("no USER instruction: the image would run as root")
 	}
 }
+
+func TestComposeClusterVariant(t *testing.T) {
+	p := loadCompose(t, "docker-compose.yml", "docker-compose.cluster.yml")
+	for _, name := range []string{"nats", "nats-2", "nats-3"} {
+		s, err := p.GetService(name)
+		if err != nil {
+			t.Fatalf("cluster variant lacks %s: %v", name, err)
+		}
+		if s.HealthCheck == nil {
+			t.Errorf("%s has no healthcheck", name)
+		}
+	}
+	gw, _ := p.GetService("gateway")
+	if gw.Deploy == nil || gw.Deploy.Replicas == nil || *gw.Deploy.Replicas != 2 {
+		t.Errorf("want 2 gateway replicas, got %+v", gw.Deploy)
+	}
+	if len(gw.Ports) != 0 {
+		t.Errorf("gateways should be reached through the load balancer only, got ports %+v", gw.Ports)
+	}
+	lb, err := p.GetService("lb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(lb.Ports, func(pc types.ServicePortConfig) bool { return pc.Published == "8080" }) {
+		t.Errorf("load balancer does not publish 8080: %+v", lb.Ports)
+	}
+}
