@@ -29,6 +29,9 @@ work=$(mktemp -d /tmp/parley-e2e.XXXXXX)
 go build -o "$work/fakehf" ./libs/devstack/cmd/fakehf
 
 stop() {
+  for f in "$work"/*.suite-pid; do
+    [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null || true
+  done
   for name in demo provider; do
     [ -f "$work/$name.pid" ] || continue
     local pid
@@ -89,22 +92,39 @@ provider_url=$(cat "$work/provider/url")
 echo "parley under test: demo model at $demo_url, fake HuggingFace at $provider_url (router $fake_url)"
 
 failed=()
-run_suite() {
+# start_suite SUITE STACK [VAR=value...]: runs web's `npm run e2e:SUITE` in the background.
+start_suite() {
   local suite=$1 stack=$2
   shift 2
+  echo "$stack" >"$work/$suite.stack"
+  (cd web && exec env "$@" npm run --silent "e2e:$suite") >"$work/$suite.out" 2>&1 &
+  echo $! >"$work/$suite.suite-pid"
+}
+# finish_suite SUITE: waits for it and prints its report (and its stack's log tail if it failed).
+finish_suite() {
+  local suite=$1 stack
+  stack=$(cat "$work/$suite.stack")
+  local rc=0
+  wait "$(cat "$work/$suite.suite-pid")" || rc=$?
   echo "=== browser suite: $suite (against the $stack stack)"
-  if ! (cd web && env "$@" npm run --silent "e2e:$suite"); then
+  cat "$work/$suite.out"
+  if [ "$rc" -ne 0 ]; then
     failed+=("$suite")
     echo "--- $stack stack log (tail)"
     tail -80 "$work/$stack.log"
   fi
 }
-if want app; then run_suite app demo BASE_URL="$demo_url"; fi
-if want provider; then run_suite provider provider BASE_URL="$provider_url"; fi
+# app and provider wait on models and timers more than they compute, so they run side by
+# side; the long-chat measurements run alone, so that nothing else competes with them.
+if want app; then start_suite app demo BASE_URL="$demo_url"; fi
+if want provider; then start_suite provider provider BASE_URL="$provider_url"; fi
+if want app; then finish_suite app; fi
+if want provider; then finish_suite provider; fi
 if want longchat; then
   mkdir -p .data
-  run_suite longchat demo BASE_URL="$demo_url" E2E_MYSQL_SOCKET="$work/demo/mysql/mysqld.sock" \
+  start_suite longchat demo BASE_URL="$demo_url" E2E_MYSQL_SOCKET="$work/demo/mysql/mysqld.sock" \
     E2E_PROVIDER_URL="$provider_url" E2E_BENCH_FILE="${E2E_BENCH_FILE:-$root/.data/browser-bench.json}"
+  finish_suite longchat
 fi
 if [ ${#failed[@]} -gt 0 ]; then
   echo "browser suites failed: ${failed[*]}" >&2
