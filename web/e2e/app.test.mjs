@@ -13,8 +13,10 @@ import {
   newPage,
   newUser,
   openAccountMenu,
+  requireStack,
   send,
   signUp,
+  signUpThroughAPI,
   startChat,
   uniq,
   waitStatus,
@@ -28,16 +30,8 @@ let browser;
 const user = newUser();
 
 before(async () => {
-  const res = await fetch(`${BASE_URL}/healthz`).catch((e) => {
-    throw new Error(`Parley is not reachable at ${BASE_URL} (${e.message}); start it (make run) or set BASE_URL`);
-  });
-  assert.ok(res.ok, `GET /healthz answered ${res.status}`);
-  const signup = await fetch(`${BASE_URL}/api/auth/signup`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', 'X-Parley-CSRF': '1' },
-    body: JSON.stringify(user),
-  });
-  assert.equal(signup.status, 201, `sign up through the API: ${await signup.text()}`);
+  await requireStack('start it (make run) or set BASE_URL');
+  await signUpThroughAPI(user);
   browser = await launch();
 });
 

@@ -115,3 +115,21 @@ export async function openAccountMenu(page) {
   await page.locator('.account-menu > summary').click();
   await page.getByRole('button', { name: 'Log out everywhere' }).waitFor();
 }
+
+/** Fails with a clear message unless Parley answers at BASE_URL; hint says how to start it. */
+export async function requireStack(hint) {
+  const res = await fetch(`${BASE_URL}/healthz`).catch((e) => {
+    throw new Error(`Parley is not reachable at ${BASE_URL} (${e.message})${hint ? `; ${hint}` : ''}`);
+  });
+  if (!res.ok) throw new Error(`GET /healthz answered ${res.status}`);
+}
+
+/** Signs u up through the API (not the browser), for tests that only need an account. */
+export async function signUpThroughAPI(u) {
+  const res = await fetch(`${BASE_URL}/api/auth/signup`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-Parley-CSRF': '1' },
+    body: JSON.stringify(u),
+  });
+  if (res.status !== 201) throw new Error(`sign up through the API: ${res.status} ${await res.text()}`);
+}

@@ -15,7 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { BASE_URL, launch, lastAnswer, messages, newUser, waitStatus, waitUntil } from './helpers.mjs';
+import { BASE_URL, launch, lastAnswer, messages, newUser, requireStack, waitStatus, waitUntil } from './helpers.mjs';
 import { seedMessages } from './seed.mjs';
 
 const SOCKET = process.env.E2E_MYSQL_SOCKET;
@@ -217,10 +217,7 @@ const sum = (xs) => xs.reduce((a, b) => a + b, 0);
 
 before(async () => {
   assert.ok(SOCKET, 'E2E_MYSQL_SOCKET must name the stack database socket (scripts/browser-test.sh sets it)');
-  const res = await fetch(`${BASE_URL}/healthz`).catch((e) => {
-    throw new Error(`Parley is not reachable at ${BASE_URL} (${e.message})`);
-  });
-  assert.ok(res.ok, `GET /healthz answered ${res.status}`);
+  await requireStack();
   browser = await launch();
   results.machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, chromium: browser.version() };
 });

@@ -11,22 +11,14 @@
 // a fresh fake (the scripted 429s are used once, by whichever answer comes first).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE_URL, launch, logIn, messages, newPage, newUser, startChat, waitStatus, waitUntil } from './helpers.mjs';
+import { launch, logIn, messages, newPage, newUser, requireStack, signUpThroughAPI, startChat, waitStatus, waitUntil } from './helpers.mjs';
 
 let browser;
 const user = newUser();
 
 before(async () => {
-  const res = await fetch(`${BASE_URL}/healthz`).catch((e) => {
-    throw new Error(`Parley is not reachable at ${BASE_URL} (${e.message}); scripts/browser-test.sh starts it with the fake router`);
-  });
-  assert.ok(res.ok, `GET /healthz answered ${res.status}`);
-  const signup = await fetch(`${BASE_URL}/api/auth/signup`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', 'X-Parley-CSRF': '1' },
-    body: JSON.stringify(user),
-  });
-  assert.equal(signup.status, 201, `sign up through the API: ${await signup.text()}`);
+  await requireStack('scripts/browser-test.sh starts it with the fake router');
+  await signUpThroughAPI(user);
   browser = await launch();
 });
 

@@ -1,4 +1,5 @@
-import { useEffect, useRef, useState } from 'react';
+import { useState } from 'react';
+import { useDismiss } from '../lib/hooks';
 import type { User } from '../api/types';
 
 /**
@@ -7,26 +8,9 @@ import type { User } from '../api/types';
  * click elsewhere.
  */
 export function AccountMenu({ user, onLogout, onLogoutAll }: { user: User; onLogout: () => Promise<void>; onLogoutAll: () => Promise<string | void> }) {
-  const ref = useRef<HTMLDetailsElement>(null);
+  const ref = useDismiss();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState('');
-  useEffect(() => {
-    const close = (e: Event) => {
-      const d = ref.current;
-      if (!d?.open) return;
-      if (e instanceof KeyboardEvent) {
-        if (e.key !== 'Escape') return;
-        d.open = false;
-        d.querySelector('summary')?.focus();
-      } else if (!d.contains(e.target as Node)) d.open = false;
-    };
-    document.addEventListener('mousedown', close);
-    document.addEventListener('keydown', close);
-    return () => {
-      document.removeEventListener('mousedown', close);
-      document.removeEventListener('keydown', close);
-    };
-  }, []);
   const name = user.firstname || user.username;
   const run = async (fn: () => Promise<string | void>) => {
     setBusy(true);

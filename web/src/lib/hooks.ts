@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 
 export function useDocumentTitle(title: string): void {
   useEffect(() => {
@@ -37,4 +37,30 @@ export function useCountdown(at: number | undefined): number {
     return () => clearTimeout(timer);
   }, [at]);
   return at ? Math.max(0, Math.ceil((at - Date.now()) / 1000)) : 0;
+}
+
+/**
+ * A ref for a <details> menu that closes on Escape (focus back on its summary) or on a
+ * click outside it.
+ */
+export function useDismiss() {
+  const ref = useRef<HTMLDetailsElement>(null);
+  useEffect(() => {
+    const close = (e: Event) => {
+      const d = ref.current;
+      if (!d?.open) return;
+      if (e instanceof KeyboardEvent) {
+        if (e.key !== 'Escape') return;
+        d.open = false;
+        d.querySelector('summary')?.focus();
+      } else if (!d.contains(e.target as Node)) d.open = false;
+    };
+    document.addEventListener('mousedown', close);
+    document.addEventListener('keydown', close);
+    return () => {
+      document.removeEventListener('mousedown', close);
+      document.removeEventListener('keydown', close);
+    };
+  }, []);
+  return ref;
 }
