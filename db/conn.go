@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"time"
@@ -104,4 +106,17 @@ func Wait(ctx context.Context, db *sql.DB) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// mysqlServerShutdown is ER_SERVER_SHUTDOWN, sent by a server that is stopping.
+const mysqlServerShutdown = 1053
+
+// Unreachable reports whether err means the database could not be reached (refused,
+// dropped or broken connection, network timeout, server shutting down), as opposed to
+// an error in the statement itself. Services answer such errors with 503 unavailable.
+func Unreachable(err error) bool {
+	var me *mysql.MySQLError
+	var ne net.Error
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) ||
+		errors.As(err, &ne) || (errors.As(err, &me) && me.Number == mysqlServerShutdown)
 }

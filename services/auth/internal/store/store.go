@@ -7,15 +7,14 @@ import (
 	"context"
 	"crypto/ed25519"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/parley-chat/parley/db"
 	"github.com/parley-chat/parley/services/auth/internal/app"
 )
 
@@ -29,10 +28,7 @@ func New(db *sql.DB) *Store { return &Store{db: db} }
 
 var _ app.Store = (*Store)(nil)
 
-const (
-	errDuplicate      = 1062
-	errServerShutdown = 1053 // ER_SERVER_SHUTDOWN: the server is going down under the query
-)
+const errDuplicate = 1062
 
 // epoch fills the time columns of a placeholder throttle row.
 var epoch = time.Unix(0, 0).UTC()
@@ -56,14 +52,10 @@ func dupKey(err error) error {
 // lost, network timeouts, the request's deadline passing while waiting for it) as
 // app.ErrUnavailable, keeping the original in the chain; others are returned as is.
 func mapErr(err error) error {
-	var me *mysql.MySQLError
-	var ne net.Error
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn),
-		errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne),
-		errors.As(err, &me) && me.Number == errServerShutdown:
+	case errors.Is(err, context.DeadlineExceeded), db.Unreachable(err):
 		return fmt.Errorf("%w: database: %w", app.ErrUnavailable, err)
 	}
 	return err

@@ -6,15 +6,15 @@ package store
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/parley-chat/parley/db"
 
 	"github.com/parley-chat/parley/libs/events"
 	"github.com/parley-chat/parley/services/chat/internal/app"
@@ -108,7 +108,6 @@ func retryable(err error) bool {
 // mapErr turns driver errors into app sentinels, keeping the original in the chain.
 func mapErr(err error) error {
 	var me *mysql.MySQLError
-	var ne net.Error
 	switch {
 	case err == nil:
 		return nil
@@ -118,7 +117,7 @@ func mapErr(err error) error {
 		return fmt.Errorf("%w: %w", app.ErrConflict, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return err
-	case errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn), errors.As(err, &ne):
+	case db.Unreachable(err):
 		return fmt.Errorf("%w: database: %w", app.ErrUnavailable, err)
 	}
 	return err
