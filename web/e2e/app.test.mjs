@@ -10,6 +10,7 @@ import {
   launch,
   logIn,
   messages,
+  modelOptions,
   newPage,
   newUser,
   openAccountMenu,
@@ -365,8 +366,7 @@ describe('Parley web app', { concurrency: false }, () => {
     try {
       await logIn(page, user);
       const picker = page.getByLabel('Model', exact);
-      await picker.waitFor();
-      const options = await picker.locator('option').evaluateAll((os) => os.map((o) => o.value));
+      const options = await modelOptions(page);
       assert.ok(options.length >= 1, 'at least one model');
       const chosen = options[options.length - 1];
       await picker.selectOption(chosen);

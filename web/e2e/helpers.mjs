@@ -133,3 +133,16 @@ export async function signUpThroughAPI(u) {
   });
   if (res.status !== 201) throw new Error(`sign up through the API: ${res.status} ${await res.text()}`);
 }
+
+/**
+ * The models offered by the "Model" picker, once the list has arrived: until then the
+ * picker shows only a "Loading models…" option with an empty value.
+ */
+export async function modelOptions(page) {
+  const picker = page.getByLabel('Model', { exact: true });
+  await picker.waitFor();
+  return waitUntil(async () => {
+    const values = await picker.locator('option').evaluateAll((os) => os.map((o) => o.value).filter(Boolean));
+    return values.length > 0 && values;
+  }, 'the model options');
+}

@@ -11,7 +11,7 @@
 // a fresh fake (the scripted 429s are used once, by whichever answer comes first).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, logIn, messages, newPage, newUser, requireStack, signUpThroughAPI, startChat, waitStatus, waitUntil } from './helpers.mjs';
+import { launch, logIn, messages, modelOptions, newPage, newUser, requireStack, signUpThroughAPI, startChat, waitStatus, waitUntil } from './helpers.mjs';
 
 let browser;
 const user = newUser();
@@ -47,9 +47,7 @@ describe('provider limits in the browser (fake HuggingFace router)', { concurren
     const { context, page, problems } = await newPage(browser);
     try {
       await logIn(page, user);
-      const picker = page.getByLabel('Model', { exact: true });
-      await picker.waitFor();
-      const options = await picker.locator('option').evaluateAll((os) => os.map((o) => o.value));
+      const options = await modelOptions(page);
       assert.ok(options.includes('mistralai/Mistral-7B-Instruct-v0.3'), `models: ${options}`);
       assert.ok(!options.some((o) => /demo/i.test(o)), `no demo model: ${options}`);
       assert.deepEqual(problems, []);
