@@ -150,8 +150,13 @@ func respondError(r micro.Request, e *Error) {
 
 // ChatEventsStream is the chat service's event stream. A Limits stream (not a work
 // queue) so that every reader can have its own durable consumer.
-func ChatEventsStream() jetstream.StreamConfig {
+//
+// replicas is NATS_STREAM_REPLICAS: how many servers of a NATS cluster keep a copy (1 on
+// a single server, 3 on a 3-node cluster; 0 means 1). Every service that creates a
+// stream must be given the same value.
+func ChatEventsStream(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
+		Replicas:   max(replicas, 1),
 		Name:       StreamChatEvents,
 		Subjects:   []string{SubjectChatEvents},
 		Retention:  jetstream.LimitsPolicy,
@@ -163,8 +168,10 @@ func ChatEventsStream() jetstream.StreamConfig {
 
 // GenerationsStream keeps each answer's generation events for an hour, so a client can
 // resume a stream on any gateway replica.
-func GenerationsStream() jetstream.StreamConfig {
+// replicas as for ChatEventsStream.
+func GenerationsStream(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
+		Replicas:  max(replicas, 1),
 		Name:      StreamGenerations,
 		Subjects:  []string{SubjectGenerationsAll},
 		Retention: jetstream.LimitsPolicy,
@@ -174,11 +181,12 @@ func GenerationsStream() jetstream.StreamConfig {
 }
 
 // RevokedSessionsBucket holds revoked session ids for as long as their access tokens
-// can live.
-func RevokedSessionsBucket(ttl time.Duration) jetstream.KeyValueConfig {
+// can live; replicas as for ChatEventsStream.
+func RevokedSessionsBucket(ttl time.Duration, replicas int) jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
-		Bucket:  BucketRevokedSessions,
-		TTL:     ttl,
-		Storage: jetstream.FileStorage,
+		Replicas: max(replicas, 1),
+		Bucket:   BucketRevokedSessions,
+		TTL:      ttl,
+		Storage:  jetstream.FileStorage,
 	}
 }

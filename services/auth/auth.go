@@ -29,7 +29,11 @@ type Config struct {
 	NATSURL string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222"`
 	// NATSTLS is NATS_TLS_CA, NATS_TLS_CERT and NATS_TLS_KEY (TLS to NATS; see events.NATSTLS).
 	NATSTLS events.NATSTLS
-	DB      db.Config // DB_USERNAME, DB_PASSWORD, DB_HOST, DB_PORT, DB_NAME, DB_TLS, DB_MAX_OPEN_CONNS
+	// StreamReplicas is how many NATS servers keep a copy of the JetStream streams and
+	// buckets this service creates (NATS_STREAM_REPLICAS: 1 on one server, 3 on a 3-node
+	// cluster; every service must be given the same value).
+	StreamReplicas int       `envconfig:"NATS_STREAM_REPLICAS" default:"1"`
+	DB             db.Config // DB_USERNAME, DB_PASSWORD, DB_HOST, DB_PORT, DB_NAME, DB_TLS, DB_MAX_OPEN_CONNS
 
 	// RequestTimeout bounds the work of one request (including a wait for a hashing slot).
 	RequestTimeout time.Duration `envconfig:"AUTH_REQUEST_TIMEOUT" default:"5s"`
@@ -109,7 +113,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		return err
 	}
 	defer nc.Close()
-	kv, err := revocationBucket(ctx, nc, cfg.AccessTokenTTL+time.Minute, log)
+	kv, err := revocationBucket(ctx, nc, cfg.AccessTokenTTL+time.Minute, cfg.StreamReplicas, log)
 	if err != nil {
 		return err
 	}
@@ -164,14 +168,14 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 
 // revocationBucket creates (or updates) the revoked-sessions KV bucket, retrying until
 // NATS answers or ctx ends.
-func revocationBucket(ctx context.Context, nc *nats.Conn, ttl time.Duration, log *slog.Logger) (jetstream.KeyValue, error) {
+func revocationBucket(ctx context.Context, nc *nats.Conn, ttl time.Duration, replicas int, log *slog.Logger) (jetstream.KeyValue, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	for attempt := 1; ; attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		kv, err := js.CreateOrUpdateKeyValue(cctx, events.RevokedSessionsBucket(ttl))
+		kv, err := js.CreateOrUpdateKeyValue(cctx, events.RevokedSessionsBucket(ttl, replicas))
 		cancel()
 		if err == nil {
 			return kv, nil

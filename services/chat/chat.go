@@ -28,7 +28,11 @@ type Config struct {
 	NATSURL string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222"`
 	// NATSTLS is NATS_TLS_CA, NATS_TLS_CERT and NATS_TLS_KEY (TLS to NATS; see events.NATSTLS).
 	NATSTLS events.NATSTLS
-	DB      db.Config // DB_HOST, DB_PORT, DB_USERNAME, DB_PASSWORD, DB_NAME, ...
+	// StreamReplicas is how many NATS servers keep a copy of the JetStream streams and
+	// buckets this service creates (NATS_STREAM_REPLICAS: 1 on one server, 3 on a 3-node
+	// cluster; every service must be given the same value).
+	StreamReplicas int       `envconfig:"NATS_STREAM_REPLICAS" default:"1"`
+	DB             db.Config // DB_HOST, DB_PORT, DB_USERNAME, DB_PASSWORD, DB_NAME, ...
 	// OpsAddr serves /metrics, /healthz and /readyz (empty: off).
 	OpsAddr string `envconfig:"OPS_ADDR"`
 	// GenerationTimeout is how long an answer may stay pending or streaming before the
@@ -124,6 +128,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		return err
 	}
 	relay := transport.NewRelay(st, nc, js, log)
+	relay.Replicas = cfg.StreamReplicas
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return relay.Run(gctx) })

@@ -32,6 +32,10 @@ type Config struct {
 	NATSURL string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222"`
 	// NATSTLS is NATS_TLS_CA, NATS_TLS_CERT and NATS_TLS_KEY (TLS to NATS; see events.NATSTLS).
 	NATSTLS events.NATSTLS
+	// StreamReplicas is how many NATS servers keep a copy of the JetStream streams and
+	// buckets this service creates (NATS_STREAM_REPLICAS: 1 on one server, 3 on a 3-node
+	// cluster; every service must be given the same value).
+	StreamReplicas int `envconfig:"NATS_STREAM_REPLICAS" default:"1"`
 	// Addr is where HTTP is served (ignored when Deps.Listener is set).
 	Addr string `envconfig:"GATEWAY_ADDR" default:":8080"`
 	// WebDir holds the built SPA (index.html and assets/).
@@ -132,7 +136,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		return fmt.Errorf("open jetstream: %w", err)
 	}
 
-	guard := session.New(nc, js, log, session.Config{RevocationTTL: cfg.RevocationTTL})
+	guard := session.New(nc, js, log, session.Config{RevocationTTL: cfg.RevocationTTL, StreamReplicas: cfg.StreamReplicas})
 	shutdownCtx, startShutdown := context.WithCancel(context.Background())
 	defer startShutdown()
 	edge, err := transport.New(transport.Deps{
@@ -180,7 +184,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		return nil
 	})
 	g.Go(func() error { return guard.Run(bgCtx) })
-	g.Go(func() error { ensureGenerations(bgCtx, js, log); return nil })
+	g.Go(func() error { ensureGenerations(bgCtx, js, cfg.StreamReplicas, log); return nil })
 	g.Go(func() error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -205,13 +209,13 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 // ensureGenerations creates the GENERATIONS stream if it does not exist yet (chat and
 // inference do the same; whoever starts first creates it). Without permission to
 // create streams it only waits for it to appear.
-func ensureGenerations(ctx context.Context, js jetstream.JetStream, log *slog.Logger) {
+func ensureGenerations(ctx context.Context, js jetstream.JetStream, replicas int, log *slog.Logger) {
 	wait := 250 * time.Millisecond
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := js.Stream(cctx, events.StreamGenerations)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			_, err = js.CreateOrUpdateStream(cctx, events.GenerationsStream())
+			_, err = js.CreateOrUpdateStream(cctx, events.GenerationsStream(replicas))
 		}
 		cancel()
 		if err == nil {

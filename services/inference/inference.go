@@ -48,6 +48,10 @@ type Config struct {
 	NATSURL string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222"`
 	// NATSTLS is NATS_TLS_CA, NATS_TLS_CERT and NATS_TLS_KEY (TLS to NATS; see events.NATSTLS).
 	NATSTLS events.NATSTLS
+	// StreamReplicas is how many NATS servers keep a copy of the JetStream streams and
+	// buckets this service creates (NATS_STREAM_REPLICAS: 1 on one server, 3 on a 3-node
+	// cluster; every service must be given the same value).
+	StreamReplicas int `envconfig:"NATS_STREAM_REPLICAS" default:"1"`
 
 	// HFToken enables HuggingFace models; never logged.
 	HFToken   string   `envconfig:"HF_API_TOKEN"`
@@ -215,7 +219,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 
 	var ready atomic.Bool
 	worker := &transport.Worker{
-		NC: nc, JS: js, Log: log,
+		NC: nc, JS: js, Log: log, StreamReplicas: cfg.StreamReplicas,
 		Answerer: &app.Answerer{
 			Catalog: cat, MaxTokens: cfg.MaxTokens, RetryMaxWait: cfg.RetryMaxWait,
 			RetryBase: cfg.RetryBase, RetryCap: 30 * time.Second, ParkAfter: cfg.ParkAfter, Log: log,

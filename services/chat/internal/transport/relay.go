@@ -43,6 +43,8 @@ type Relay struct {
 	js           jetstream.JetStream
 	log          *slog.Logger
 	streamsReady bool
+	// Replicas is the replica count of the streams it creates (NATS_STREAM_REPLICAS).
+	Replicas int
 }
 
 // NewRelay returns a relay.
@@ -76,7 +78,7 @@ func (r *Relay) Run(ctx context.Context) error {
 
 // EnsureStreams creates or updates CHAT_EVENTS and GENERATIONS.
 func (r *Relay) EnsureStreams(ctx context.Context) error {
-	for _, cfg := range []jetstream.StreamConfig{events.ChatEventsStream(), events.GenerationsStream()} {
+	for _, cfg := range []jetstream.StreamConfig{events.ChatEventsStream(r.Replicas), events.GenerationsStream(r.Replicas)} {
 		if _, err := r.js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return err
 		}

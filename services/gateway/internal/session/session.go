@@ -47,6 +47,8 @@ type Config struct {
 	// RevocationTTL is how long a revocation matters: the longest access-token life
 	// plus leeway. It is also the TTL of the bucket if the gateway creates it [16m].
 	RevocationTTL time.Duration
+	// StreamReplicas is the replica count of the bucket if the gateway creates it.
+	StreamReplicas int
 	// RequestTimeout bounds one key fetch [3s].
 	RequestTimeout time.Duration
 }
@@ -299,7 +301,7 @@ func (g *Guard) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	if !errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil, fmt.Errorf("open bucket %s: %w", events.BucketRevokedSessions, err)
 	}
-	kv, err = g.js.CreateKeyValue(ctx, events.RevokedSessionsBucket(g.cfg.RevocationTTL))
+	kv, err = g.js.CreateKeyValue(ctx, events.RevokedSessionsBucket(g.cfg.RevocationTTL, g.cfg.StreamReplicas))
 	if errors.Is(err, jetstream.ErrBucketExists) {
 		kv, err = g.js.KeyValue(ctx, events.BucketRevokedSessions)
 	}

@@ -51,6 +51,8 @@ type Worker struct {
 	ModelBusyDelay time.Duration
 	// Metrics is required.
 	Metrics *Metrics
+	// StreamReplicas is the replica count of GENERATIONS if this worker creates it.
+	StreamReplicas int
 	// Ready is called once the consumer is set up.
 	Ready func()
 
@@ -88,7 +90,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	if err := w.retrySetup(ctx, "create stream "+events.StreamGenerations, func(ctx context.Context) error {
 		var err error
-		w.stream, err = w.JS.CreateOrUpdateStream(ctx, events.GenerationsStream())
+		w.stream, err = w.JS.CreateOrUpdateStream(ctx, events.GenerationsStream(w.StreamReplicas))
 		return err
 	}); err != nil {
 		return nil // ctx done
