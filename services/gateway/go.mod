@@ -33,6 +33,7 @@ require (
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/parley-chat/parley/libs/devstack v0.0.0
+	github.com/parley-chat/parley/libs/ops v0.0.0
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
@@ -45,3 +46,5 @@ require (
 replace github.com/parley-chat/parley/libs/events => ../../libs/events
 
 replace github.com/parley-chat/parley/libs/devstack => ../../libs/devstack
+
+replace github.com/parley-chat/parley/libs/ops => ../../libs/ops

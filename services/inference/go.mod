@@ -10,6 +10,7 @@ require (
 	github.com/parley-chat/parley/db v0.0.0
 	github.com/parley-chat/parley/libs/devstack v0.0.0-00010101000000-000000000000
 	github.com/parley-chat/parley/libs/events v0.0.0
+	github.com/parley-chat/parley/libs/ops v0.0.0
 	github.com/parley-chat/parley/services/chat v0.0.0-00010101000000-000000000000
 	github.com/prometheus/client_golang v1.25.0
 	github.com/sethvargo/go-retry v0.5.0
@@ -31,7 +32,6 @@ require (
 	github.com/nats-io/nats-server/v2 v2.15.3 // indirect
 	github.com/nats-io/nkeys v0.4.17 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
-	github.com/parley-chat/parley/libs/ops v0.0.0 // indirect
 	github.com/pressly/goose/v3 v3.30.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
