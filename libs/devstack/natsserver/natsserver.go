@@ -3,6 +3,7 @@ package natsserver
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -16,6 +17,21 @@ type Options struct {
 	// ConfigFile, when set, is a nats-server configuration file (users and
 	// permissions) applied on top of the options above.
 	ConfigFile string
+	// Cluster, when set, makes the server a node of a NATS cluster (JetStream then
+	// runs clustered: streams can have replicas on several nodes).
+	Cluster *Cluster
+}
+
+// Cluster places a server in a cluster.
+type Cluster struct {
+	// Name is the cluster's name, the same on every node.
+	Name string
+	// ServerName is this node's name, unique in the cluster.
+	ServerName string
+	// Port is this node's cluster (route) port.
+	Port int
+	// Routes are the route URLs of the nodes (nats://host:port), this one included.
+	Routes []string
 }
 
 // Start starts an embedded NATS server with JetStream and waits until it accepts
@@ -42,6 +58,13 @@ func Start(o Options) (*server.Server, error) {
 	opts.NoLog = true
 	opts.NoSigs = true
 	opts.MaxPayload = 8 << 20
+	if c := o.Cluster; c != nil {
+		opts.ServerName = c.ServerName
+		opts.Cluster.Name = c.Name
+		opts.Cluster.Host = opts.Host
+		opts.Cluster.Port = c.Port
+		opts.Routes = server.RoutesFromStr(strings.Join(c.Routes, ","))
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("create nats server: %w", err)
