@@ -88,3 +88,109 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Errorf("want one HorizontalPodAutoscaler for inference, got %v", hpaTargets)
 	}
 }
+
+// k8sEnv is the part of a manifest that decides a container's environment.
+type k8sEnv struct {
+	Kind     string            `yaml:"kind"`
+	Data     map[string]string `yaml:"data"`
+	Metadata struct {
+		Name string `yaml:"name"`
+	} `yaml:"metadata"`
+	Spec struct {
+		Template struct {
+			Spec struct {
+				Containers []struct {
+					Name string `yaml:"name"`
+					Env  []struct {
+						Name      string `yaml:"name"`
+						Value     string `yaml:"value"`
+						ValueFrom *struct {
+							ConfigMapKeyRef *struct {
+								Name string `yaml:"name"`
+								Key  string `yaml:"key"`
+							} `yaml:"configMapKeyRef"`
+						} `yaml:"valueFrom"`
+					} `yaml:"env"`
+					EnvFrom []struct {
+						ConfigMapRef *struct {
+							Name string `yaml:"name"`
+						} `yaml:"configMapRef"`
+					} `yaml:"envFrom"`
+				} `yaml:"containers"`
+			} `yaml:"spec"`
+		} `yaml:"template"`
+	} `yaml:"spec"`
+}
+
+// TestKubernetesStreamReplicas: the NATS cluster of the Helm chart has 3 nodes, so
+// every service creates its streams and buckets with 3 replicas.
+func TestKubernetesStreamReplicas(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "deploy", "k8s", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no manifests: %v", err)
+	}
+	configMaps := map[string]map[string]string{}
+	var deployments []k8sEnv
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		for {
+			var o k8sEnv
+			if err := dec.Decode(&o); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			switch o.Kind {
+			case "ConfigMap":
+				configMaps[o.Metadata.Name] = o.Data
+			case "Deployment":
+				deployments = append(deployments, o)
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, d := range deployments {
+		for _, c := range d.Spec.Template.Spec.Containers {
+			// Later sources win, as in Kubernetes: envFrom first, then env.
+			env := map[string]string{}
+			for _, ef := range c.EnvFrom {
+				if ef.ConfigMapRef != nil {
+					cm, ok := configMaps[ef.ConfigMapRef.Name]
+					if !ok {
+						t.Errorf("%s: envFrom unknown ConfigMap %s", d.Metadata.Name, ef.ConfigMapRef.Name)
+					}
+					for k, v := range cm {
+						env[k] = v
+					}
+				}
+			}
+			for _, e := range c.Env {
+				switch {
+				case e.ValueFrom == nil:
+					env[e.Name] = e.Value
+				case e.ValueFrom.ConfigMapKeyRef != nil:
+					v, ok := configMaps[e.ValueFrom.ConfigMapKeyRef.Name][e.ValueFrom.ConfigMapKeyRef.Key]
+					if !ok {
+						t.Errorf("%s: %s refers to a missing ConfigMap key", d.Metadata.Name, e.Name)
+					}
+					env[e.Name] = v
+				default:
+					env[e.Name] = "(secret)"
+				}
+			}
+			if got := env["NATS_STREAM_REPLICAS"]; got != "3" {
+				t.Errorf("%s/%s: NATS_STREAM_REPLICAS=%q, want \"3\"", d.Metadata.Name, c.Name, got)
+			}
+			seen[d.Metadata.Name] = true
+		}
+	}
+	for _, name := range []string{"gateway", "auth", "chat", "inference"} {
+		if !seen[name] {
+			t.Errorf("no Deployment %s", name)
+		}
+	}
+}
