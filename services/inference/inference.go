@@ -78,8 +78,10 @@ type Config struct {
 	ProviderTimeout time.Duration `envconfig:"INFERENCE_PROVIDER_TIMEOUT" default:"60s"`
 	IdleTimeout     time.Duration `envconfig:"INFERENCE_IDLE_TIMEOUT" default:"60s"`
 	MaxGeneration   time.Duration `envconfig:"INFERENCE_MAX_GENERATION" default:"10m"`
-	// Coalesce merges deltas arriving closer together than this (0 disables it).
-	Coalesce time.Duration `envconfig:"INFERENCE_DELTA_COALESCE" default:"30ms"`
+	// Coalesce is the shortest time between two delta events of an answer: the first
+	// text of an attempt is published at once, later text at most once per window,
+	// merged (0 disables it: every chunk is published).
+	Coalesce time.Duration `envconfig:"INFERENCE_DELTA_COALESCE" default:"100ms"`
 	// DemoWordDelay paces the offline demo model's words.
 	DemoWordDelay time.Duration `envconfig:"INFERENCE_DEMO_WORD_DELAY" default:"20ms"`
 	// Heartbeat is the InProgress interval while writing an answer.

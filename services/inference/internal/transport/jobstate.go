@@ -40,8 +40,13 @@ type jobState struct {
 }
 
 func (s jobState) header() nats.Header {
+	return nats.Header{HeaderJobState: []string{s.encode()}}
+}
+
+// encode is the header's value.
+func (s jobState) encode() string {
 	b, _ := json.Marshal(s)
-	return nats.Header{HeaderJobState: []string{string(b)}}
+	return string(b)
 }
 
 // lastEvent is the newest event on a generation subject.

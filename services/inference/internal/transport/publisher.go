@@ -50,12 +50,18 @@ type genPublisher struct {
 	// idle is closed when the running pump stops; nil when none runs.
 	idle  chan struct{}
 	state jobState
+	// header is state's encoded header value, "" when state changed since it was
+	// encoded: it is encoded once per change, not once per event.
+	header string
+	// encodes counts the header encodings (tests).
+	encodes int
 }
 
-// queuedEvent is an event waiting for the pump, with the state header it goes with.
+// queuedEvent is an event waiting for the pump, with the state header value it goes
+// with.
 type queuedEvent struct {
 	ev     events.GenerationEvent
-	header nats.Header
+	header string
 }
 
 // publishAckWait bounds the wait for one event's acknowledgement before the publisher
@@ -93,6 +99,7 @@ func (p *genPublisher) begin(ctx context.Context) error {
 		p.state = *last.state
 		p.state.Parked = false
 	}
+	p.header = ""
 	st := p.state
 	p.mu.Unlock()
 	if !last.ok || (last.state != nil && !last.state.Dirty) {
@@ -106,6 +113,7 @@ func (p *genPublisher) begin(ctx context.Context) error {
 	p.mu.Lock()
 	p.seq, p.streamSeq = ev.Seq, streamSeq
 	p.state.Dirty = false
+	p.header = ""
 	p.mu.Unlock()
 	return nil
 }
@@ -114,8 +122,11 @@ func (p *genPublisher) begin(ctx context.Context) error {
 func (p *genPublisher) Attempt(_ context.Context, n int, retrySince time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.state.Attempts = n
-	p.state.RetrySince = retrySince
+	if p.state.Attempts != n || !p.state.RetrySince.Equal(retrySince) {
+		p.state.Attempts = n
+		p.state.RetrySince = retrySince
+		p.header = ""
+	}
 }
 
 // handBack publishes the waiting event of an answer handed back to JetStream (counted
@@ -158,7 +169,9 @@ func (p *genPublisher) Reset(_ context.Context) {
 	defer p.mu.Unlock()
 	p.stopTimerLocked()
 	p.buf.Reset()
-	p.state.Dirty = false
+	p.setDirtyLocked(false)
+	// The new attempt's first text goes out at once, like the first attempt's.
+	p.lastFlush = time.Time{}
 	p.publishLocked(events.GenerationEvent{Type: events.GenReset})
 }
 
@@ -183,10 +196,26 @@ func (p *genPublisher) flushLocked() {
 	if p.buf.Len() == 0 {
 		return
 	}
-	p.state.Dirty = true
+	p.setDirtyLocked(true)
 	p.publishLocked(events.GenerationEvent{Type: events.GenDelta, Text: p.buf.String()})
 	p.buf.Reset()
 	p.lastFlush = time.Now()
+}
+
+func (p *genPublisher) setDirtyLocked(dirty bool) {
+	if p.state.Dirty != dirty {
+		p.state.Dirty = dirty
+		p.header = ""
+	}
+}
+
+// headerLocked is the current state's header value, encoded when the state changed.
+func (p *genPublisher) headerLocked() string {
+	if p.header == "" {
+		p.header = p.state.encode()
+		p.encodes++
+	}
+	return p.header
 }
 
 // publishLocked queues ev (with the current state header) and makes sure the pump runs.
@@ -194,7 +223,7 @@ func (p *genPublisher) publishLocked(ev events.GenerationEvent) {
 	if p.ctx.Err() != nil {
 		return
 	}
-	p.queue = append(p.queue, queuedEvent{ev: ev, header: p.state.header()})
+	p.queue = append(p.queue, queuedEvent{ev: ev, header: p.headerLocked()})
 	if p.idle == nil {
 		p.idle = make(chan struct{})
 		go p.pump(p.idle)
@@ -259,7 +288,8 @@ func (p *genPublisher) send(q queuedEvent, after uint64) (uint64, error) {
 	wait := 100 * time.Millisecond
 	for warned := false; ; {
 		ctx, cancel := context.WithTimeout(p.ctx, publishAckWait)
-		ack, err := p.js.PublishMsg(ctx, &nats.Msg{Subject: p.subject, Data: body, Header: q.header},
+		// A header of its own per send: PublishMsg adds the expectation headers to it.
+		ack, err := p.js.PublishMsg(ctx, &nats.Msg{Subject: p.subject, Data: body, Header: nats.Header{HeaderJobState: []string{q.header}}},
 			jetstream.WithExpectStream(events.StreamGenerations), jetstream.WithExpectLastSequencePerSubject(after))
 		cancel()
 		if err == nil {
