@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/cli"
@@ -115,9 +116,15 @@ func TestDockerfileRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := dockerfileLines(string(b))
-	var from, user int
+	var from, user, health int
 	for _, l := range lines {
 		switch l.instr {
+		case "HEALTHCHECK":
+			health++
+			// Distroless: no shell, no wget; the service binary probes itself.
+			if !strings.Contains(l.args, `CMD ["/service", "-healthcheck"]`) {
+				t.Errorf("line %d: HEALTHCHECK should run the binary's own probe, got %s", l.n, l.args)
+			}
 		case "FROM":
 			from++
 			if !hasTag(l.args) {
@@ -141,6 +148,9 @@ func TestDockerfileRules(t *testing.T) {
 	}
 	if user == 0 {
 		t.Error("no USER instruction: the image would run as root")
+	}
+	if health != 1 {
+		t.Errorf("want one HEALTHCHECK, got %d", health)
 	}
 }
 
