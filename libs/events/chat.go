@@ -175,6 +175,13 @@ type ConversationReply struct {
 type StartMessageRequest struct {
 	MessageID string `json:"message_id"`
 	Attempt   int    `json:"attempt"`
+	// AttemptID names this attempt (unique per start). Chat records it as the
+	// answer's current attempt and refuses (CodeConflict) a completion that names
+	// another one: a stale worker cannot overwrite the answer of the attempt that took
+	// over from it. Empty (older workers): not recorded.
+	AttemptID string `json:"attempt_id,omitempty"`
+	// WithConversation asks for the conversation in the reply (StartMessageReply).
+	WithConversation bool `json:"with_conversation,omitempty"`
 }
 
 // CompleteMessageRequest stores an answer's final state. It is idempotent: keyed by
@@ -187,4 +194,9 @@ type CompleteMessageRequest struct {
 	Model     string `json:"model,omitempty"`
 	Error     *Error `json:"error,omitempty"`
 	Usage     *Usage `json:"usage,omitempty"`
+	// AttemptID, when set, is the attempt (StartMessageRequest.AttemptID) that wrote
+	// this completion: chat refuses it with CodeConflict when another attempt has
+	// started the answer since. Empty: accepted whichever attempt is current (chat's
+	// own completions, the reaper, older workers).
+	AttemptID string `json:"attempt_id,omitempty"`
 }

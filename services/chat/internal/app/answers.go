@@ -38,6 +38,12 @@ func (s *Service) Conversation(ctx context.Context, messageID string) (Conversat
 	if err != nil {
 		return Conversation{}, fmt.Errorf("read history: %w", err)
 	}
+	return s.conversation(c, m, history)
+}
+
+// conversation builds what the model sees from the answer m of chat c and the
+// messages before it.
+func (s *Service) conversation(c Chat, m Message, history []Message) (Conversation, error) {
 	var turns []events.Turn
 	for _, h := range history {
 		if h.ChatID != c.ID { // the store filters by chat; this guards the invariant
@@ -64,19 +70,85 @@ func (s *Service) Conversation(ctx context.Context, messageID string) (Conversat
 	return Conversation{Chat: c, Answer: m, Turns: turns}, nil
 }
 
-// Start marks an answer as streaming; a finished answer is ErrNotRunning.
-func (s *Service) Start(ctx context.Context, messageID string) (Message, error) {
-	if !validID(messageID) {
-		return Message{}, ErrNotFound
+// StartInput is a worker starting (or restarting) an answer.
+type StartInput struct {
+	MessageID string
+	// AttemptID names the attempt; it becomes the answer's current one ("" keeps none).
+	AttemptID string
+	// WithConversation asks for the conversation too.
+	WithConversation bool
+}
+
+// Started is an answer a worker may write.
+type Started struct {
+	Message Message
+	// Conversation is set when asked for.
+	Conversation *Conversation
+	// FirstStart says the answer was pending: no attempt had started it.
+	FirstStart bool
+}
+
+// maxAttemptIDChars bounds an attempt id.
+const maxAttemptIDChars = 64
+
+// Start marks an answer as streaming and records the attempt writing it; a finished
+// answer is ErrNotRunning. A pending answer (the usual case) is started with one
+// statement, no transaction; the conversation, when asked for, is read with one more
+// query.
+func (s *Service) Start(ctx context.Context, in StartInput) (Started, error) {
+	if !validID(in.MessageID) {
+		return Started{}, ErrNotFound
 	}
+	if len(in.AttemptID) > maxAttemptIDChars {
+		return Started{}, invalid("attempt_id is longer than %d characters.", maxAttemptIDChars)
+	}
+	ok, err := s.store.StartPending(ctx, in.MessageID, in.AttemptID)
+	if err != nil {
+		return Started{}, err
+	}
+	if ok {
+		out := Started{FirstStart: true}
+		var history []Message
+		if in.WithConversation {
+			thread, err := s.store.Thread(ctx, in.MessageID)
+			if err != nil {
+				return Started{}, fmt.Errorf("read started answer: %w", err)
+			}
+			out.Message, history = thread[len(thread)-1], thread[:len(thread)-1]
+		} else if out.Message, err = s.store.MessageByID(ctx, in.MessageID); err != nil {
+			return Started{}, fmt.Errorf("read started answer: %w", err)
+		}
+		if !in.WithConversation {
+			return out, nil
+		}
+		c, err := s.store.ChatByID(ctx, out.Message.ChatID)
+		if err != nil {
+			return Started{}, err
+		}
+		conv, err := s.conversation(c, out.Message, history)
+		if err != nil {
+			return Started{}, err
+		}
+		out.Conversation = &conv
+		return out, nil
+	}
+	return s.restart(ctx, in)
+}
+
+// restart is Start for an answer that is not simply pending: already streaming (a
+// redelivery, perhaps taking over from a worker presumed dead), finished, cancelled
+// while its worker was gone, or missing.
+func (s *Service) restart(ctx context.Context, in StartInput) (Started, error) {
 	var out Message
-	cancelled := false
+	var chat Chat
+	cancelled, first := false, false
 	err := s.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
-		cancelled = false
-		m, c, err := tx.LockMessage(ctx, messageID)
+		cancelled, first = false, false
+		m, c, err := tx.LockMessage(ctx, in.MessageID)
 		if err != nil {
 			return err
 		}
+		chat = c
 		if m.Role != events.RoleAssistant {
 			return ErrNotFound
 		}
@@ -90,23 +162,39 @@ func (s *Service) Start(ctx context.Context, messageID string) (Message, error) 
 			return err
 		}
 		out = m
-		if m.Status == events.StatusStreaming {
+		first = m.Status == events.StatusPending
+		if m.Status == events.StatusStreaming && (in.AttemptID == "" || m.AttemptID == in.AttemptID) {
 			return nil
 		}
 		out.Status = events.StatusStreaming
+		if in.AttemptID != "" {
+			out.AttemptID = in.AttemptID
+		}
 		return tx.UpdateMessage(ctx, out)
 	})
 	if err != nil {
-		return Message{}, err
+		return Started{}, err
 	}
 	if cancelled {
 		pub := out.Public()
 		if err := s.notify.PublishGeneration(ctx, out.ID, events.GenerationEvent{Type: events.GenDone, Message: &pub}); err != nil {
 			s.log.Warn("publish done after cancel failed", "message_id", out.ID, "err", err)
 		}
-		return Message{}, ErrNotRunning
+		return Started{}, ErrNotRunning
 	}
-	return out, nil
+	res := Started{Message: out, FirstStart: first}
+	if in.WithConversation {
+		history, err := s.store.History(ctx, chat.ID, out.Seq)
+		if err != nil {
+			return Started{}, fmt.Errorf("read history: %w", err)
+		}
+		conv, err := s.conversation(chat, out, history)
+		if err != nil {
+			return Started{}, err
+		}
+		res.Conversation = &conv
+	}
+	return res, nil
 }
 
 // Completion is the final state of an answer.
@@ -116,6 +204,9 @@ type Completion struct {
 	Model   string
 	Error   *events.Error
 	Usage   *events.Usage
+	// AttemptID, when set, must be the answer's current attempt (ErrStaleAttempt
+	// otherwise).
+	AttemptID string
 }
 
 // Complete stores an answer's final state. It is idempotent: an answer already
@@ -138,6 +229,10 @@ func (s *Service) Complete(ctx context.Context, messageID string, in Completion)
 		}
 		if m.Role != events.RoleAssistant {
 			return ErrNotFound
+		}
+		if in.AttemptID != "" && m.AttemptID != "" && in.AttemptID != m.AttemptID {
+			// Another attempt took the answer over: its text is the one clients saw.
+			return ErrStaleAttempt
 		}
 		if events.Terminal(m.Status) {
 			out = m

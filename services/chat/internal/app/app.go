@@ -33,6 +33,9 @@ var (
 	ErrUnavailable = errors.New("unavailable")
 	// ErrConflict is returned by the store when a unique key refuses a row.
 	ErrConflict = errors.New("conflict")
+	// ErrStaleAttempt refuses a completion from an attempt that is no longer the
+	// answer's current one (another worker took the answer over).
+	ErrStaleAttempt = errors.New("stale attempt")
 )
 
 // InvalidInputError is a request the user must correct; Msg says what is wrong.
@@ -84,6 +87,9 @@ type Message struct {
 	FinishedAt      *time.Time
 	// CancelRequestedAt is set when a cancel arrived while a worker was writing.
 	CancelRequestedAt *time.Time
+	// AttemptID is the worker attempt that last started the answer ("" if none named
+	// itself).
+	AttemptID string
 }
 
 // ChatQuery selects one page of a user's chats, newest activity first.
@@ -121,6 +127,12 @@ type Store interface {
 	// History returns the messages of a chat with seq < beforeSeq, oldest first.
 	History(ctx context.Context, chatID string, beforeSeq int64) ([]Message, error)
 	MessageByID(ctx context.Context, messageID string) (Message, error)
+	// StartPending marks a pending answer (with no cancel requested) streaming and
+	// records attemptID, in one statement; false when the answer is not such.
+	StartPending(ctx context.Context, messageID, attemptID string) (bool, error)
+	// Thread returns a message and the messages of its chat before it, oldest first
+	// (the message last); ErrNotFound when it does not exist.
+	Thread(ctx context.Context, messageID string) ([]Message, error)
 	// MessageByClientID finds a user's message by its client_message_id.
 	MessageByClientID(ctx context.Context, userID, clientID string) (Message, error)
 	// AnswerTo returns the newest assistant message replying to a user message.

@@ -144,18 +144,18 @@ func scanChat(sc scanner) (app.Chat, error) {
 }
 
 const messageCols = "seq, id, chat_id, user_id, role, content, status, model, client_message_id, reply_to, " +
-	"error_code, error_message, prompt_tokens, completion_tokens, created_at, finished_at, cancel_requested_at"
+	"error_code, error_message, prompt_tokens, completion_tokens, created_at, finished_at, cancel_requested_at, attempt_id"
 
 func scanMessage(sc scanner) (app.Message, error) {
 	var m app.Message
-	var clientID, replyTo, errCode, errMsg sql.NullString
+	var clientID, replyTo, errCode, errMsg, attempt sql.NullString
 	var prompt, completion sql.NullInt64
 	var finished, cancelRequested sql.NullTime
 	if err := sc.Scan(&m.Seq, &m.ID, &m.ChatID, &m.UserID, &m.Role, &m.Content, &m.Status, &m.Model,
-		&clientID, &replyTo, &errCode, &errMsg, &prompt, &completion, &m.CreatedAt, &finished, &cancelRequested); err != nil {
+		&clientID, &replyTo, &errCode, &errMsg, &prompt, &completion, &m.CreatedAt, &finished, &cancelRequested, &attempt); err != nil {
 		return app.Message{}, mapErr(err)
 	}
-	m.ClientMessageID, m.ReplyTo = clientID.String, replyTo.String
+	m.ClientMessageID, m.ReplyTo, m.AttemptID = clientID.String, replyTo.String, attempt.String
 	m.ErrorCode, m.ErrorMessage = errCode.String, errMsg.String
 	if prompt.Valid || completion.Valid {
 		m.Usage = &events.Usage{PromptTokens: int(prompt.Int64), CompletionTokens: int(completion.Int64)}
@@ -279,6 +279,36 @@ func (s *Store) MessageByID(ctx context.Context, messageID string) (app.Message,
 	return reader{s.db}.message(ctx, "SELECT "+messageCols+" FROM messages WHERE id = ?", messageID)
 }
 
+// StartPending implements app.Store: one UPDATE, no transaction.
+func (s *Store) StartPending(ctx context.Context, messageID, attemptID string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE messages SET status = ?, attempt_id = ?
+		WHERE id = ? AND role = ? AND status = ? AND cancel_requested_at IS NULL`,
+		events.StatusStreaming, nullString(attemptID), messageID, events.RoleAssistant, events.StatusPending)
+	if err != nil {
+		return false, fmt.Errorf("start answer: %w", mapErr(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("start answer: %w", err)
+	}
+	return n == 1, nil
+}
+
+// Thread implements app.Store: one query for the message and the chat's messages
+// before it.
+func (s *Store) Thread(ctx context.Context, messageID string) ([]app.Message, error) {
+	ms, err := reader{s.db}.messages(ctx, "SELECT "+messageCols+` FROM messages
+		WHERE chat_id = (SELECT chat_id FROM messages WHERE id = ?) AND seq <= (SELECT seq FROM messages WHERE id = ?)
+		ORDER BY seq`, messageID, messageID)
+	if err != nil {
+		return nil, err
+	}
+	if len(ms) == 0 || ms[len(ms)-1].ID != messageID {
+		return nil, app.ErrNotFound
+	}
+	return ms, nil
+}
+
 // MessageByClientID implements app.Store.
 func (s *Store) MessageByClientID(ctx context.Context, userID, clientID string) (app.Message, error) {
 	return reader{s.db}.MessageByClientID(ctx, userID, clientID)
@@ -371,9 +401,10 @@ func (t *tx) InsertMessage(ctx context.Context, m *app.Message) error {
 func (t *tx) UpdateMessage(ctx context.Context, m app.Message) error {
 	prompt, completion := usageArgs(m.Usage)
 	_, err := t.q.ExecContext(ctx, `UPDATE messages SET status = ?, content = ?, model = ?, error_code = ?,
-		error_message = ?, prompt_tokens = ?, completion_tokens = ?, finished_at = ?, cancel_requested_at = ? WHERE id = ?`,
+		error_message = ?, prompt_tokens = ?, completion_tokens = ?, finished_at = ?, cancel_requested_at = ?,
+		attempt_id = ? WHERE id = ?`,
 		m.Status, m.Content, m.Model, nullString(m.ErrorCode), nullString(m.ErrorMessage), prompt, completion,
-		m.FinishedAt, m.CancelRequestedAt, m.ID)
+		m.FinishedAt, m.CancelRequestedAt, nullString(m.AttemptID), m.ID)
 	if err != nil {
 		return fmt.Errorf("update message: %w", mapErr(err))
 	}

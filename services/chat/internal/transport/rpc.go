@@ -133,6 +133,8 @@ func clientError(err error) error {
 		return events.Errorf(events.CodeNotRunning, "This answer is not being written any more.")
 	case errors.Is(err, app.ErrNothingToRegenerate):
 		return events.Errorf(events.CodeConflict, "There is no finished answer to regenerate: the chat must end with an answer.")
+	case errors.Is(err, app.ErrStaleAttempt):
+		return events.Errorf(events.CodeConflict, "Another attempt is writing this answer now.")
 	case errors.Is(err, app.ErrConflict):
 		return events.Errorf(events.CodeConflict, "This change conflicts with another one. Please try again.")
 	case errors.Is(err, app.ErrUnavailable):
@@ -224,6 +226,10 @@ func (s *Server) conversation(ctx context.Context, req events.ConversationReques
 	if err != nil {
 		return events.ConversationReply{}, clientError(err)
 	}
+	return conversationReply(c), nil
+}
+
+func conversationReply(c app.Conversation) events.ConversationReply {
 	// The answer carries the chat's model as it was when the answer was asked for; a
 	// model changed since applies to the next answer.
 	model := c.Answer.Model
@@ -233,20 +239,31 @@ func (s *Server) conversation(ctx context.Context, req events.ConversationReques
 	return events.ConversationReply{
 		ChatID: c.Chat.ID, UserID: c.Chat.UserID, Model: model, SystemPrompt: c.Chat.SystemPrompt,
 		Status: c.Answer.Status, Turns: c.Turns,
-	}, nil
+	}
 }
 
-func (s *Server) start(ctx context.Context, req events.StartMessageRequest) (events.MessageReply, error) {
-	m, err := s.app.Start(ctx, req.MessageID)
-	if err == nil {
-		s.log.Info("answer started", "message_id", m.ID, "attempt", req.Attempt, "request_id", events.RequestID(ctx))
+func (s *Server) start(ctx context.Context, req events.StartMessageRequest) (events.StartMessageReply, error) {
+	st, err := s.app.Start(ctx, app.StartInput{MessageID: req.MessageID, AttemptID: req.AttemptID, WithConversation: req.WithConversation})
+	if err != nil {
+		return events.StartMessageReply{}, clientError(err)
 	}
-	return events.MessageReply{Message: m.Public()}, clientError(err)
+	s.log.Debug("answer started", "message_id", st.Message.ID, "attempt", req.Attempt, "attempt_id", req.AttemptID,
+		"first_start", st.FirstStart, "request_id", events.RequestID(ctx))
+	rep := events.StartMessageReply{Message: st.Message.Public(), FirstStart: st.FirstStart}
+	if st.Conversation != nil {
+		conv := conversationReply(*st.Conversation)
+		rep.Conversation = &conv
+	}
+	return rep, nil
 }
 
 func (s *Server) complete(ctx context.Context, req events.CompleteMessageRequest) (events.MessageReply, error) {
 	m, _, err := s.app.Complete(ctx, req.MessageID, app.Completion{
-		Status: req.Status, Content: req.Content, Model: req.Model, Error: req.Error, Usage: req.Usage,
+		Status: req.Status, Content: req.Content, Model: req.Model, Error: req.Error, Usage: req.Usage, AttemptID: req.AttemptID,
 	})
+	if errors.Is(err, app.ErrStaleAttempt) {
+		s.log.Info("completion of a stale attempt refused", "message_id", req.MessageID, "attempt_id", req.AttemptID,
+			"request_id", events.RequestID(ctx))
+	}
 	return events.MessageReply{Message: m.Public()}, clientError(err)
 }

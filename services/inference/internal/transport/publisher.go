@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -53,8 +54,12 @@ type genPublisher struct {
 	// header is state's encoded header value, "" when state changed since it was
 	// encoded: it is encoded once per change, not once per event.
 	header string
-	// encodes counts the header encodings (tests).
-	encodes int
+	// encodes counts the header encodings, finishFast the terminal events sent
+	// without reading the subject (tests).
+	encodes    int
+	finishFast int
+	// stored, when set, receives the time of every event stored (unix nanoseconds).
+	stored *atomic.Int64
 }
 
 // queuedEvent is an event waiting for the pump, with the state header value it goes
@@ -270,6 +275,7 @@ func (p *genPublisher) pump(idle chan struct{}) {
 			p.cancel() // nothing may follow the event that could not be stored
 		} else {
 			p.seq, p.streamSeq = next.ev.Seq, streamSeq
+			p.markStored()
 		}
 		p.mu.Unlock()
 	}
@@ -327,6 +333,12 @@ func (p *genPublisher) send(q queuedEvent, after uint64) (uint64, error) {
 	}
 }
 
+func (p *genPublisher) markStored() {
+	if p.stored != nil {
+		p.stored.Store(time.Now().UnixNano())
+	}
+}
+
 // drain flushes buffered text and waits until every event so far is stored; when ctx
 // ends first, the events not stored yet are dropped and the publisher stops.
 func (p *genPublisher) drain(ctx context.Context) {
@@ -348,12 +360,33 @@ func (p *genPublisher) drain(ctx context.Context) {
 }
 
 // finish publishes the terminal event after everything before it is stored, unless
-// the subject already ends with one (chat or a cancel handler finished it first).
+// the subject already ends with one (chat or a cancel handler finished it first). When
+// every event of the attempt was stored, the subject's last sequence is known and the
+// event is published right after it without reading the subject first; if someone
+// else published meanwhile, it falls back to reading it.
 func (p *genPublisher) finish(ctx context.Context, ev events.GenerationEvent) error {
 	p.drain(ctx)
 	p.mu.Lock()
 	st := p.state
+	known := p.ctx.Err() == nil && p.streamSeq > 0
+	seq, after := p.seq, p.streamSeq
 	p.mu.Unlock()
+	if known {
+		e := ev
+		e.Seq = seq + 1
+		body, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("encode generation event: %w", err)
+		}
+		_, err = p.js.PublishMsg(ctx, &nats.Msg{Subject: p.subject, Data: body, Header: st.header()},
+			jetstream.WithExpectStream(events.StreamGenerations), jetstream.WithExpectLastSequencePerSubject(after))
+		if err == nil {
+			p.finishFast++
+			p.markStored()
+			return nil
+		}
+		// Someone else published after our last event, or the ack was lost: read it.
+	}
 	if _, err := publishCAS(ctx, p.js, p.stream, p.messageID, ev, st); err != nil && !errors.Is(err, errAlreadyTerminal) {
 		return err
 	}

@@ -146,6 +146,9 @@ func TestPublisherCoalescesByTime(t *testing.T) {
 			if tt.coalesce > 0 && deltas < 2 {
 				t.Errorf("%d delta events, want the text spread over several", deltas)
 			}
+			if p.finishFast != 1 {
+				t.Errorf("terminal event sent after reading the subject, want it sent right after the known last event")
+			}
 			// The state changed twice (attempt 1, then dirty): encoded twice, not per event.
 			if p.encodes > 3 {
 				t.Errorf("job state header encoded %d times for %d events", p.encodes, len(evs))

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -57,6 +58,20 @@ type Worker struct {
 	Ready func()
 
 	stream jetstream.Stream
+	// genStored is when (unix nanoseconds) a generation event was last stored.
+	genStored atomic.Int64
+}
+
+// genFresh is how recently a generation event must have been stored for a first
+// delivery to skip reading its (empty) generation subject.
+const genFresh = 10 * time.Second
+
+// generationsWorking says GENERATIONS stored an event lately: a first delivery can
+// then trust that its answer's subject is empty instead of reading it. When none was
+// stored lately (a quiet worker, or the stream gone) the subject is read as before, so
+// that no provider call is made while the events could not be stored.
+func (w *Worker) generationsWorking() bool {
+	return time.Since(time.Unix(0, w.genStored.Load())) < genFresh
 }
 
 // freeDeliveries is how many deliveries beyond MaxDeliver the JetStream consumer
@@ -257,6 +272,8 @@ type job struct {
 	// counted is delivered minus the deliveries handed back on purpose.
 	counted int
 	last    lastEvent
+	// attemptID names this attempt once chat started it ("" before).
+	attemptID string
 }
 
 func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
@@ -307,22 +324,25 @@ func (j *job) run(ctx context.Context) {
 	defer func() { _ = sub.Unsubscribe() }()
 
 	// What earlier deliveries left on the generation subject says how many of them
-	// count, and how far the retry budget went.
-	rctx, cancel := j.rpcCtx(ctx)
-	j.last, err = readLast(rctx, w.stream, j.messageID)
-	cancel()
+	// count, and how far the retry budget went. A first delivery has none to read.
 	j.counted = int(j.delivered)
-	if err != nil {
-		j.retryLater(ctx, "read generation subject", err)
-		return
-	}
-	if j.last.terminal() {
-		j.log.Info("answer already finished, skipping")
-		j.ack(ctx)
-		return
-	}
-	if j.last.state != nil {
-		j.counted = max(int(j.delivered)-j.last.state.Free, 1)
+	firstDelivery := j.delivered <= 1 && w.generationsWorking()
+	if !firstDelivery {
+		rctx, cancel := j.rpcCtx(ctx)
+		j.last, err = readLast(rctx, w.stream, j.messageID)
+		cancel()
+		if err != nil {
+			j.retryLater(ctx, "read generation subject", err)
+			return
+		}
+		if j.last.terminal() {
+			j.log.Info("answer already finished, skipping")
+			j.ack(ctx)
+			return
+		}
+		if j.last.state != nil {
+			j.counted = max(int(j.delivered)-j.last.state.Free, 1)
+		}
 	}
 	j.log = j.log.With("counted_delivery", j.counted)
 
@@ -344,39 +364,53 @@ func (j *job) run(ctx context.Context) {
 	stopBeat := j.heartbeat()
 	defer stopBeat()
 
-	rctx, cancel = j.rpcCtx(ctx)
-	_, err = events.Request[events.StartMessageRequest, events.MessageReply](rctx, w.NC, events.SubjectMessageStart,
-		events.StartMessageRequest{MessageID: j.messageID, Attempt: j.counted})
+	attemptID := uuid.Must(uuid.NewV7()).String()
+	rctx, cancel := j.rpcCtx(ctx)
+	started, err := events.Request[events.StartMessageRequest, events.StartMessageReply](rctx, w.NC, events.SubjectMessageStart,
+		events.StartMessageRequest{MessageID: j.messageID, Attempt: j.counted, AttemptID: attemptID, WithConversation: true})
 	cancel()
 	if err != nil {
 		j.chatFailed(ctx, "start message", err)
 		return
 	}
-	rctx, cancel = j.rpcCtx(ctx)
-	conv, err := events.Request[events.ConversationRequest, events.ConversationReply](rctx, w.NC, events.SubjectConversationGet,
-		events.ConversationRequest{MessageID: j.messageID})
-	cancel()
-	if err != nil {
-		j.chatFailed(ctx, "get conversation", err)
-		return
+	j.attemptID = attemptID
+	conv := started.Conversation
+	if conv == nil {
+		// A chat service that does not send it with the start.
+		rctx, cancel = j.rpcCtx(ctx)
+		c, err := events.Request[events.ConversationRequest, events.ConversationReply](rctx, w.NC, events.SubjectConversationGet,
+			events.ConversationRequest{MessageID: j.messageID})
+		cancel()
+		if err != nil {
+			j.chatFailed(ctx, "get conversation", err)
+			return
+		}
+		conv = &c
 	}
 
 	pub := newPublisher(w.JS, w.stream, j.messageID, w.Coalesce, j.log, j.last)
-	bctx, cancel := j.rpcCtx(ctx)
-	err = pub.begin(bctx)
-	cancel()
-	if errors.Is(err, errAlreadyTerminal) {
-		j.log.Info("answer finished meanwhile, skipping")
-		j.ack(ctx)
-		return
+	pub.stored = &w.genStored
+	if !firstDelivery || !started.FirstStart {
+		// An earlier attempt may have published: find the sequence, reset its text.
+		bctx, cancel := j.rpcCtx(ctx)
+		err = pub.begin(bctx)
+		cancel()
+		if errors.Is(err, errAlreadyTerminal) {
+			j.log.Info("answer finished meanwhile, skipping")
+			j.ack(ctx)
+			return
+		}
+		if err != nil {
+			j.retryLater(ctx, "begin generation", err)
+			return
+		}
 	}
-	if err != nil {
-		j.retryLater(ctx, "begin generation", err)
-		return
-	}
+	// Otherwise this is the answer's first start on its first delivery: no worker has
+	// published for it (a start always comes before the first event, a hand-back
+	// makes a later delivery), so the subject is empty and nothing needs reading.
 
 	st := pub.state
-	out := w.Answerer.Answer(genCtx, app.Job{MessageID: j.messageID, Conversation: conv,
+	out := w.Answerer.Answer(genCtx, app.Job{MessageID: j.messageID, Conversation: *conv,
 		Attempts: st.Attempts, RetrySince: st.RetrySince}, pub)
 	if out.Status == events.StatusCancelled && !userCancelled.Load() {
 		// Shutting down: let another worker write this answer from the start.
@@ -405,6 +439,7 @@ func (j *job) run(ctx context.Context) {
 	defer stopAfter()
 	req := events.CompleteMessageRequest{
 		MessageID: j.messageID, Status: out.Status, Content: out.Content, Model: out.Model, Error: out.Err, Usage: out.Usage,
+		AttemptID: j.attemptID,
 	}
 	stored, err := j.completeRetrying(fctx, ctx, req)
 	if err != nil {
@@ -413,6 +448,10 @@ func (j *job) run(ctx context.Context) {
 			j.log.Info("chat deleted while answering")
 			pub.drain(fctx)
 			j.ack(fctx)
+			return
+		}
+		if staleAttempt(err) {
+			j.stale(pub)
 			return
 		}
 		// Chat must store the answer; leave the event for a redelivery.
@@ -437,6 +476,26 @@ func (j *job) run(ctx context.Context) {
 		return
 	}
 	j.ack(fctx)
+}
+
+// staleAttempt says chat refused a completion because another attempt started the
+// answer since this one did.
+func staleAttempt(err error) bool {
+	var e *events.Error
+	return errors.As(err, &e) && e.Code == events.CodeConflict
+}
+
+// stale ends an attempt whose answer another attempt took over (this worker was
+// presumed dead: silent for longer than the ack wait, or NATS was away that long). The
+// newer attempt owns the answer, its events and the JetStream delivery: this one
+// publishes nothing more and neither acks nor naks (the delivery it held is no longer
+// its own).
+func (j *job) stale(pub *genPublisher) {
+	if pub != nil {
+		pub.cancel()
+	}
+	j.w.Metrics.answers.WithLabelValues("superseded").Inc()
+	j.log.Warn("another attempt took this answer over; dropping this attempt's result", "attempt_id", j.attemptID)
 }
 
 // handBack publishes a `waiting` event marked parked (a free delivery) and hands the
@@ -593,7 +652,12 @@ func (j *job) retryLater(ctx context.Context, what string, err error) {
 	j.log.Error(what+" failed on the last delivery, failing the answer", "err", err, "code", events.CodeGenerationAbandoned)
 	stored, cerr := j.complete(ctx, events.CompleteMessageRequest{MessageID: j.messageID, Status: events.StatusFailed,
 		Error: events.Errorf(events.CodeGenerationAbandoned,
-			"The answer could not be written: a service it needs was unavailable %d times in a row. Please try again.", j.counted)})
+			"The answer could not be written: a service it needs was unavailable %d times in a row. Please try again.", j.counted),
+		AttemptID: j.attemptID})
+	if staleAttempt(cerr) {
+		j.stale(nil)
+		return
+	}
 	if cerr != nil {
 		j.log.Error("could not store the failed answer", "err", cerr)
 		_ = j.msg.NakWithDelay(nakDelay(uint64(j.counted)))
