@@ -30,7 +30,19 @@ func startOps(t *testing.T, h http.Handler) string {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return addr
+	// Serve listens in its goroutine: wait until it accepts connections.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("operations server did not start: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // closedPort returns a loopback address nothing listens on.

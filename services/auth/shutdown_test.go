@@ -129,10 +129,19 @@ func TestShutdownWhileBusy(t *testing.T) {
 		t.Fatalf("no log line about the signup:\n%s", logs.String())
 	}
 
-	if res, err := http.Get("http://" + cfg.OpsAddr + "/healthz"); err != nil || res.StatusCode != http.StatusOK {
-		t.Fatalf("healthz before stop: %v %v", res, err)
-	} else {
-		res.Body.Close()
+	// The operations listener starts last: wait for it.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		res, err := http.Get("http://" + cfg.OpsAddr + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("healthz before stop: %v %v", res, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 
 	// Logins in flight, then the stop.

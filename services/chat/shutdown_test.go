@@ -113,10 +113,19 @@ func TestShutdownWhileBusy(t *testing.T) {
 	if !replayLogged {
 		t.Errorf("no log line for the replayed send:\n%s", logs.String())
 	}
-	if res, err := http.Get("http://" + opsAddr + "/healthz"); err != nil || res.StatusCode != http.StatusOK {
-		t.Fatalf("healthz before stop: %v %v", res, err)
-	} else {
-		res.Body.Close()
+	// The operations listener starts last: wait for it.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		res, err := http.Get("http://" + opsAddr + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("healthz before stop: %v %v", res, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 
 	// Clients creating chats and sending all the time, each as a user of its own.

@@ -142,6 +142,17 @@ func TestHealthcheckCommand(t *testing.T) {
 		done <- ops.Serve(ctx, live, ops.Handler(ops.NewRegistry(), nil), slog.New(slog.DiscardHandler))
 	}()
 	t.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		c, err := net.Dial("tcp", live)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("operations server did not start: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	_, livePort, _ := net.SplitHostPort(live)
 
 	ln, err = net.Listen("tcp", "127.0.0.1:0")
