@@ -79,6 +79,9 @@ func Request[Req, Rep any](ctx context.Context, nc *nats.Conn, subject string, r
 	if id := RequestID(ctx); id != "" {
 		msg.Header.Set(HeaderRequestID, id)
 	}
+	if tok := UserToken(ctx); tok != "" {
+		msg.Header.Set(HeaderUserToken, tok)
+	}
 	res, err := nc.RequestMsgWithContext(ctx, msg)
 	if err != nil {
 		switch {
@@ -120,6 +123,9 @@ func Handle[Req, Rep any](log *slog.Logger, timeout time.Duration, fn HandlerFun
 		reqID := r.Headers().Get(HeaderRequestID)
 		if reqID != "" {
 			ctx = WithRequestID(ctx, reqID)
+		}
+		if tok := r.Headers().Get(HeaderUserToken); tok != "" {
+			ctx = WithUserToken(ctx, tok)
 		}
 		var req Req
 		if err := json.Unmarshal(r.Data(), &req); err != nil {
