@@ -157,6 +157,9 @@ type Tx interface {
 	RunningAnswers(ctx context.Context, chatID string) ([]string, error)
 	// HasMessages reports whether the chat holds any message.
 	HasMessages(ctx context.Context, chatID string) (bool, error)
+	// ChatActivity reports, in one query, whether the chat holds any message and
+	// whether one of its answers is pending or streaming.
+	ChatActivity(ctx context.Context, chatID string) (hasMessages, running bool, err error)
 	// InsertMessage stores m and sets m.Seq.
 	InsertMessage(ctx context.Context, m *Message) error
 	UpdateMessage(ctx context.Context, m Message) error

@@ -90,16 +90,12 @@ func (s *Service) Send(ctx context.Context, in SendInput) (user, answer Message,
 				return err
 			}
 		}
-		running, err := tx.RunningAnswers(ctx, c.ID)
+		hasMessages, running, err := tx.ChatActivity(ctx, c.ID)
 		if err != nil {
 			return err
 		}
-		if len(running) > 0 {
+		if running {
 			return ErrGenerationInProgress
-		}
-		hasMessages, err := tx.HasMessages(ctx, c.ID)
-		if err != nil {
-			return err
 		}
 		now := s.now()
 		user = Message{

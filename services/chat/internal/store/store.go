@@ -364,6 +364,17 @@ func (t *tx) RunningAnswers(ctx context.Context, chatID string) ([]string, error
 		chatID, events.StatusPending, events.StatusStreaming)
 }
 
+// ChatActivity implements app.Tx.
+func (t *tx) ChatActivity(ctx context.Context, chatID string) (hasMessages, running bool, err error) {
+	err = t.q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE chat_id = ?),
+		EXISTS (SELECT 1 FROM messages WHERE chat_id = ? AND status IN (?, ?))`,
+		chatID, chatID, events.StatusPending, events.StatusStreaming).Scan(&hasMessages, &running)
+	if err != nil {
+		return false, false, fmt.Errorf("read chat activity: %w", mapErr(err))
+	}
+	return hasMessages, running, nil
+}
+
 // HasMessages implements app.Tx.
 func (t *tx) HasMessages(ctx context.Context, chatID string) (bool, error) {
 	var one int

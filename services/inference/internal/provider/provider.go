@@ -206,19 +206,22 @@ func (c *Client) setHeaders(r *http.Request) {
 }
 
 // readLine reads one line without its line ending; an over-long line is an error.
-func readLine(r *bufio.Reader) (string, error) {
+// The line is valid until the next read from r (no copy when it fits r's buffer).
+func readLine(r *bufio.Reader) ([]byte, error) {
 	var buf []byte
 	for {
 		part, err := r.ReadSlice('\n')
+		if buf == nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return bytes.TrimRight(part, "\r\n"), err
+		}
 		buf = append(buf, part...)
 		if len(buf) > maxLine {
-			return "", errors.New("stream line too long")
+			return nil, errors.New("stream line too long")
 		}
 		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
 		}
-		line := strings.TrimRight(string(buf), "\r\n")
-		return line, err
+		return bytes.TrimRight(buf, "\r\n"), err
 	}
 }
 
@@ -228,57 +231,64 @@ type streamState struct {
 	onDelta func(string)
 	result  app.ChatResult
 	got     bool // some text arrived
+	// ch is the chunk being decoded, reused from line to line.
+	ch chunk
 }
 
 type chunk struct {
-	Object  string `json:"object"`
-	Model   string `json:"model"`
-	Choices []struct {
-		Delta *struct {
-			Content *string `json:"content"`
-		} `json:"delta"`
-		Message *struct {
-			Content *string `json:"content"`
-		} `json:"message"`
-		FinishReason *string `json:"finish_reason"`
-	} `json:"choices"`
-	Usage *struct {
-		PromptTokens     int `json:"prompt_tokens"`
-		CompletionTokens int `json:"completion_tokens"`
-	} `json:"usage"`
+	Object    string          `json:"object"`
+	Model     string          `json:"model"`
+	Choices   []choice        `json:"choices"`
+	Usage     *chunkUsage     `json:"usage"`
 	Error     json.RawMessage `json:"error"`
 	ErrorType string          `json:"error_type"`
 	Message   string          `json:"message"`
 	Code      json.RawMessage `json:"code"`
 }
 
+type choice struct {
+	Delta        *textPart `json:"delta"`
+	Message      *textPart `json:"message"`
+	FinishReason *string   `json:"finish_reason"`
+}
+
+type textPart struct {
+	Content *string `json:"content"`
+}
+
+type chunkUsage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+}
+
 // line handles one SSE line; last says it was read up to EOF without a line ending.
-func (s *streamState) line(line string, last bool) (done bool, err error) {
-	if line == "" || line[0] == ':' {
+func (s *streamState) line(line []byte, last bool) (done bool, err error) {
+	if len(line) == 0 || line[0] == ':' {
 		return false, nil // blank separator or keep-alive comment
 	}
-	field, value, _ := strings.Cut(line, ":")
-	if field != "data" {
+	field, value, _ := bytes.Cut(line, []byte(":"))
+	if string(field) != "data" {
 		return false, nil // event:, id:, retry: carry nothing we need
 	}
-	value = strings.TrimSpace(value)
-	if value == "[DONE]" {
+	value = bytes.TrimSpace(value)
+	if string(value) == "[DONE]" {
 		return true, nil
 	}
-	if value == "" {
+	if len(value) == 0 {
 		return false, nil
 	}
-	var ch chunk
-	if err := json.Unmarshal([]byte(value), &ch); err != nil {
+	if err := decodeChunk(value, &s.ch); err != nil {
 		if last {
 			return false, s.c.interrupted(s.got, "cut the stream in the middle of a message")
 		}
 		return false, s.c.interrupted(s.got, "sent a stream we could not read")
 	}
-	if e := s.c.streamError(s.req.Model, ch, value); e != nil {
-		return false, e
+	if s.ch.Error != nil || s.ch.Object == "error" {
+		if e := s.c.streamError(s.req.Model, s.ch, string(value)); e != nil {
+			return false, e
+		}
 	}
-	s.apply(ch)
+	s.apply(s.ch)
 	return false, nil
 }
 
