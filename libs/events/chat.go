@@ -199,4 +199,7 @@ type CompleteMessageRequest struct {
 	// started the answer since. Empty: accepted whichever attempt is current (chat's
 	// own completions, the reaper, older workers).
 	AttemptID string `json:"attempt_id,omitempty"`
+	// ChatID, when set, is the answer's chat (ConversationReply.ChatID): chat then
+	// locks it without looking it up first. A wrong one is ignored.
+	ChatID string `json:"chat_id,omitempty"`
 }

@@ -121,3 +121,39 @@ func TestStaleAttemptCompletionRefused(t *testing.T) {
 		})
 	}
 }
+
+// A completion may name the answer's chat (saving a lookup); a wrong one changes
+// nothing.
+func TestCompletionWithChatID(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := newUser(), newUser()
+	c := mustCreate(t, e, alice)
+	other := mustCreate(t, e, alice)
+	bobs := mustCreate(t, e, bob)
+	tests := []struct {
+		name   string
+		chatID string
+	}{
+		{"its chat", c.ID},
+		{"another chat of the user", other.ID},
+		{"another user's chat", bobs.ID},
+		{"no such chat", newAttempt()},
+		{"not an id", "x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := must(send(e, alice, c.ID, "q", ""))(t)
+			id := r.AssistantMessage.ID
+			attempt := newAttempt()
+			must(startAttempt(e, id, attempt, false))(t)
+			done := must(complete(e, events.CompleteMessageRequest{MessageID: id, Status: events.StatusComplete,
+				Content: "answer " + tt.name, AttemptID: attempt, ChatID: tt.chatID}))(t)
+			if done.Status != events.StatusComplete || done.ChatID != c.ID || done.Content != "answer "+tt.name {
+				t.Errorf("stored %+v", done)
+			}
+		})
+	}
+	if m := must(listMessages(e, bob, bobs.ID, 10, ""))(t); len(m.Messages) != 0 {
+		t.Errorf("bob's chat got messages: %+v", m.Messages)
+	}
+}

@@ -207,6 +207,8 @@ type Completion struct {
 	// AttemptID, when set, must be the answer's current attempt (ErrStaleAttempt
 	// otherwise).
 	AttemptID string
+	// ChatID, when set, is the answer's chat, saving its lookup (ignored if wrong).
+	ChatID string
 }
 
 // Complete stores an answer's final state. It is idempotent: an answer already
@@ -223,7 +225,15 @@ func (s *Service) Complete(ctx context.Context, messageID string, in Completion)
 	titleDue := false
 	err = s.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
 		changed, titleDue = false, false
-		m, c, err := tx.LockMessage(ctx, messageID)
+		var m Message
+		var c Chat
+		err := ErrNotFound
+		if validID(in.ChatID) {
+			m, c, err = tx.LockMessageIn(ctx, in.ChatID, messageID)
+		}
+		if errors.Is(err, ErrNotFound) {
+			m, c, err = tx.LockMessage(ctx, messageID)
+		}
 		if err != nil {
 			return err
 		}

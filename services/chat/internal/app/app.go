@@ -149,6 +149,9 @@ type Tx interface {
 	// LockMessage locks the message's chat, then the message (always in that order,
 	// so that every transaction takes locks chat first and cannot deadlock).
 	LockMessage(ctx context.Context, messageID string) (Message, Chat, error)
+	// LockMessageIn is LockMessage when the message's chat is known: ErrNotFound when
+	// the message is not in that chat.
+	LockMessageIn(ctx context.Context, chatID, messageID string) (Message, Chat, error)
 	MessageByClientID(ctx context.Context, userID, clientID string) (Message, error)
 	AnswerTo(ctx context.Context, userMessageID string) (Message, error)
 	// LastMessage returns the chat's message with the highest seq.

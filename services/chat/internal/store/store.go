@@ -342,6 +342,11 @@ func (t *tx) LockMessage(ctx context.Context, messageID string) (app.Message, ap
 	if err := t.q.QueryRowContext(ctx, "SELECT chat_id FROM messages WHERE id = ?", messageID).Scan(&chatID); err != nil {
 		return app.Message{}, app.Chat{}, fmt.Errorf("find message: %w", mapErr(err))
 	}
+	return t.LockMessageIn(ctx, chatID, messageID)
+}
+
+// LockMessageIn implements app.Tx.
+func (t *tx) LockMessageIn(ctx context.Context, chatID, messageID string) (app.Message, app.Chat, error) {
 	c, err := t.LockChat(ctx, chatID)
 	if err != nil {
 		return app.Message{}, app.Chat{}, err

@@ -260,6 +260,7 @@ func (s *Server) start(ctx context.Context, req events.StartMessageRequest) (eve
 func (s *Server) complete(ctx context.Context, req events.CompleteMessageRequest) (events.MessageReply, error) {
 	m, _, err := s.app.Complete(ctx, req.MessageID, app.Completion{
 		Status: req.Status, Content: req.Content, Model: req.Model, Error: req.Error, Usage: req.Usage, AttemptID: req.AttemptID,
+		ChatID: req.ChatID,
 	})
 	if errors.Is(err, app.ErrStaleAttempt) {
 		s.log.Info("completion of a stale attempt refused", "message_id", req.MessageID, "attempt_id", req.AttemptID,

@@ -439,7 +439,7 @@ func (j *job) run(ctx context.Context) {
 	defer stopAfter()
 	req := events.CompleteMessageRequest{
 		MessageID: j.messageID, Status: out.Status, Content: out.Content, Model: out.Model, Error: out.Err, Usage: out.Usage,
-		AttemptID: j.attemptID,
+		AttemptID: j.attemptID, ChatID: conv.ChatID,
 	}
 	stored, err := j.completeRetrying(fctx, ctx, req)
 	if err != nil {
