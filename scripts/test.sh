@@ -20,6 +20,8 @@ echo "== go vet"
 go vet $pkgs
 echo "== go test"
 go test -count=1 -timeout 25m $pkgs
+echo "== Dockerfile lint"
+bash scripts/lint-docker.sh
 
 if [ -f web/package.json ]; then
   echo "== web unit tests"

@@ -16,7 +16,7 @@ require github.com/parley-chat/parley/services/inference v0.0.0
 
 require github.com/parley-chat/parley/services/gateway v0.0.0
 
-require github.com/parley-chat/parley/libs/ops v0.0.0 // indirect
+require github.com/parley-chat/parley/libs/ops v0.0.0
 
 require (
 	github.com/compose-spec/compose-go/v2 v2.16.0
