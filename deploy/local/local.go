@@ -171,7 +171,7 @@ func announce(ctx context.Context, addr *net.TCPAddr, dataDir string, log *slog.
 			return nil
 		case <-time.After(250 * time.Millisecond):
 		}
-		res, err := client.Get(url + "/readyz")
+		res, err := client.Get(url + "/readyz?deps=1")
 		if err != nil {
 			continue
 		}

@@ -297,7 +297,7 @@ func (st *stack) waitReady(ctx context.Context) error {
 				return fmt.Errorf("%s exited at start; see %s", p.name, p.log)
 			}
 		}
-		if res, err := hc.Get(st.base + "/readyz"); err == nil {
+		if res, err := hc.Get(st.base + "/readyz?deps=1"); err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
 				return nil

@@ -260,7 +260,7 @@ func (s *Stack) WaitReady(within time.Duration) {
 	deadline := time.Now().Add(within)
 	for _, base := range s.URLs {
 		for {
-			res, err := http.Get(base + "/readyz")
+			res, err := http.Get(base + "/readyz?deps=1")
 			var body []byte
 			if err == nil {
 				body, _ = io.ReadAll(res.Body)

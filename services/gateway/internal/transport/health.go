@@ -23,8 +23,12 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz says whether requests can be served: NATS connected, token keys and the
-// revocation list loaded, and auth, chat and inference answering their micro ping.
+// readyz says whether this replica can serve requests: NATS connected, token keys and
+// the revocation list loaded. Whether auth, chat and inference answer their micro ping
+// is reported too but counts only with ?deps=1 (start-up scripts and tests wait for the
+// whole product that way): a load balancer's probe must not take every gateway out at
+// once because a service behind all of them is down — the gateway then still answers,
+// with 503 unavailable and Retry-After, which clients understand.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	checks := map[string]string{}
@@ -51,8 +55,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	res := readiness{Status: "ready", Checks: checks}
 	status := http.StatusOK
-	for _, v := range checks {
-		if v != "ok" {
+	deps := r.URL.Query().Get("deps") == "1"
+	for name, v := range checks {
+		own := name == "nats" || name == "tokens"
+		if v != "ok" && (own || deps) {
 			res.Status, status = "not_ready", http.StatusServiceUnavailable
 		}
 	}
