@@ -388,6 +388,17 @@ func TestNoWorkerLeft(t *testing.T) {
 	u := s.User("orphan_eli")
 	c := u.CreateChat("nobody answers")
 	s.Workers[0].Stop()
+	// The gateway stays in the load balancer (its own readiness), while the deep check
+	// names the missing service.
+	if code := status(t, s.URLs[0]+"/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz with no worker = %d, want 200", code)
+	}
+	e2e.Eventually(t, 10*time.Second, "/readyz?deps=1 refusing with no worker", func() error {
+		if code := status(t, s.URLs[0]+"/readyz?deps=1"); code != http.StatusServiceUnavailable {
+			return fmt.Errorf("/readyz?deps=1 = %d, want 503", code)
+		}
+		return nil
+	})
 	sent := u.Send(c.ID, "is anyone there")
 	a := e2e.Collect(t, u.Stream(sent.AssistantMessage.ID))
 	stored := u.Message(c.ID, sent.AssistantMessage.ID)
