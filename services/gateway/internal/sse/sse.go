@@ -15,12 +15,16 @@ type Writer struct {
 	w            http.ResponseWriter
 	rc           *http.ResponseController
 	writeTimeout time.Duration
+	// deadline is the write deadline set last; buf is reused for every frame.
+	deadline time.Time
+	buf      []byte
 }
 
 // Start sends the event-stream headers and flushes them, so that the client sees the
 // stream open before the first event. The server's global read and write deadlines do
 // not fit a long-lived stream: the read deadline is lifted (its expiry would cancel the
-// request context) and every write gets its own deadline of writeTimeout instead.
+// request context) and every write gets its own deadline instead (writeTimeout, renewed
+// once half of it has passed: see extend).
 func Start(w http.ResponseWriter, writeTimeout time.Duration) (*Writer, error) {
 	rc := http.NewResponseController(w)
 	if err := rc.SetReadDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
@@ -42,11 +46,19 @@ func Start(w http.ResponseWriter, writeTimeout time.Duration) (*Writer, error) {
 	return sw, nil
 }
 
+// extend moves the write deadline to writeTimeout from now, unless more than half of
+// that is still left (setting a deadline costs more than reading the clock): each
+// write has at least writeTimeout/2.
 func (s *Writer) extend() error {
 	if s.writeTimeout <= 0 {
 		return nil
 	}
-	if err := s.rc.SetWriteDeadline(time.Now().Add(s.writeTimeout)); err != nil {
+	now := time.Now()
+	if s.deadline.Sub(now) > s.writeTimeout/2 {
+		return nil
+	}
+	s.deadline = now.Add(s.writeTimeout)
+	if err := s.rc.SetWriteDeadline(s.deadline); err != nil {
 		// Recorders in tests do not support deadlines; real connections do.
 		if errors.Is(err, http.ErrNotSupported) {
 			return nil
@@ -63,17 +75,20 @@ func (s *Writer) Event(id int64, event string, data any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s event: %w", event, err)
 	}
-	return s.write(Frame(id, event, body))
+	return s.Raw(id, event, body)
 }
 
-// Raw writes one event whose data is already a single line of JSON, then flushes it.
-func (s *Writer) Raw(id int64, event string, data []byte) error {
-	return s.write(Frame(id, event, data))
+// Raw writes one event whose data is already a single line of JSON, given as parts
+// written one after the other, then flushes it.
+func (s *Writer) Raw(id int64, event string, data ...[]byte) error {
+	s.buf = appendFrame(s.buf[:0], id, event, data...)
+	return s.write(s.buf)
 }
 
 // Comment writes a comment line (a keepalive) and flushes it.
 func (s *Writer) Comment(text string) error {
-	return s.write([]byte(": " + text + "\n\n"))
+	s.buf = append(append(append(s.buf[:0], ": "...), text...), "\n\n"...)
+	return s.write(s.buf)
 }
 
 func (s *Writer) write(b []byte) error {
@@ -92,13 +107,18 @@ func (s *Writer) write(b []byte) error {
 // Frame returns the wire form of one event. data must be a single line (encoding/json
 // output always is: it escapes newlines inside strings).
 func Frame(id int64, event string, data []byte) []byte {
-	b := make([]byte, 0, len(data)+len(event)+32)
+	return appendFrame(make([]byte, 0, len(data)+len(event)+32), id, event, data)
+}
+
+func appendFrame(b []byte, id int64, event string, data ...[]byte) []byte {
 	b = append(b, "id: "...)
 	b = strconv.AppendInt(b, id, 10)
 	b = append(b, "\nevent: "...)
 	b = append(b, event...)
 	b = append(b, "\ndata: "...)
-	b = append(b, data...)
+	for _, d := range data {
+		b = append(b, d...)
+	}
 	b = append(b, "\n\n"...)
 	return b
 }

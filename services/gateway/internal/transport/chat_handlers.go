@@ -224,6 +224,7 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.sent.add(p.UserID, rep.AssistantMessage)
 	writeJSON(w, http.StatusAccepted, rep)
 	return nil
 }
@@ -239,6 +240,7 @@ func (s *Server) regenerate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.sent.add(p.UserID, rep.AssistantMessage)
 	writeJSON(w, http.StatusAccepted, rep)
 	return nil
 }

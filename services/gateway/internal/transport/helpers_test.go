@@ -44,6 +44,8 @@ type fixture struct {
 	pub    ed25519.PublicKey
 	toChat atomic.Int64 // requests that reached chat.v1.>
 	toAuth atomic.Int64 // requests that reached auth.v1.> other than keys
+	// chat, when set, answers chat.v1.> requests first; it reports whether it did.
+	chat atomic.Pointer[func(m *nats.Msg) bool]
 }
 
 func newFixture(t *testing.T, opts Options) *fixture {
@@ -80,7 +82,13 @@ func newFixture(t *testing.T, opts Options) *fixture {
 		r.Header.Set(micro.ErrorHeader, events.CodeUnavailable)
 		_ = m.RespondMsg(r)
 	}
-	if _, err := nc.Subscribe("chat.v1.>", func(m *nats.Msg) { f.toChat.Add(1); unavailable(m) }); err != nil {
+	if _, err := nc.Subscribe("chat.v1.>", func(m *nats.Msg) {
+		f.toChat.Add(1)
+		if h := f.chat.Load(); h != nil && (*h)(m) {
+			return
+		}
+		unavailable(m)
+	}); err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}
 	if _, err := nc.Subscribe("auth.v1.>", func(m *nats.Msg) {

@@ -97,6 +97,10 @@ type Server struct {
 	opts     Options
 	cop      *http.CrossOriginProtection
 	router   chi.Router
+	// hub relays generation events to the open answer streams (nil without NATS).
+	hub *genHub
+	// sent are the answers just asked for through this replica.
+	sent *sentAnswers
 }
 
 // New builds the edge.
@@ -111,6 +115,7 @@ func New(deps Deps, opts Options) (*Server, error) {
 		shutdown: deps.Shutdown,
 		opts:     opts,
 		cop:      http.NewCrossOriginProtection(),
+		sent:     newSentAnswers(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -125,6 +130,13 @@ func New(deps Deps, opts Options) (*Server, error) {
 		if err := s.cop.AddTrustedOrigin(o); err != nil {
 			return nil, fmt.Errorf("trusted origin: %w", err)
 		}
+	}
+	if deps.NC != nil && deps.JS != nil {
+		hub, err := newGenHub(deps.NC, deps.JS)
+		if err != nil {
+			return nil, err
+		}
+		s.hub = hub
 	}
 	s.router = s.routes()
 	return s, nil

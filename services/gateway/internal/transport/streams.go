@@ -84,10 +84,13 @@ func resumeAfter(r *http.Request) (int64, error) {
 	return n, nil
 }
 
-// streamMessage relays an answer's generation events as server-sent events, from
-// JetStream, so that any replica can serve it and resume it after any sequence number.
-// The replica keeps nothing about the stream: where to resume comes from the client
-// (Last-Event-ID or ?after=n), everything else from JetStream and chat.
+// streamMessage relays an answer's generation events as server-sent events. Live
+// events come from the replica's one subscription to every answer (genHub); what the
+// client has not seen and was published before the stream opened (or was missed live)
+// is read from JetStream, so that any replica can serve a stream and resume it after
+// any sequence number. The replica keeps nothing about the stream: where to resume
+// comes from the client (Last-Event-ID or ?after=n), everything else from JetStream
+// and chat.
 func (s *Server) streamMessage(w http.ResponseWriter, r *http.Request) error {
 	p := mustPrincipal(r)
 	id, err := messageID(r)
@@ -98,21 +101,39 @@ func (s *Server) streamMessage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	msg, err := s.getMessage(r.Context(), p.UserID, id)
-	if err != nil {
-		return err
+	if s.hub == nil || s.nc == nil || !s.nc.IsConnected() {
+		return events.ErrUnavailable
+	}
+	// Who owns the message: an answer this user has just asked for through this
+	// replica is known without asking chat (see sentAnswers); any other is asked for.
+	msg, known := s.sent.lookup(p.UserID, id)
+	if !known {
+		if msg, err = s.getMessage(r.Context(), p.UserID, id); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := s.streamContext(r)
 	defer cancel()
-	f, pending, err := s.openFeed(ctx, events.StreamGenerations, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.SubjectGeneration(id)},
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	})
+
+	// Listen first, then read what is stored: an event published in between is seen
+	// by both and relayed once (by its seq).
+	l := s.hub.listen(id)
+	defer s.hub.forget(l)
+	epoch := s.hub.currentEpoch()
+	rctx, rcancel := context.WithTimeout(ctx, s.opts.ChatTimeout)
+	last, stored, err := s.hub.last(rctx, id)
+	rcancel()
 	if err != nil {
 		s.log.Warn("open generation stream", append(logAttrs(r), "message_id", id, "err", err)...)
 		return events.ErrUnavailable
 	}
-	defer f.close()
+	if known && stored && isFinal(last.ev) {
+		// Finished: chat's stored message is the final state (and the answer may have
+		// been replaced since, which makes it not_found).
+		if msg, err = s.getMessage(r.Context(), p.UserID, id); err != nil {
+			return err
+		}
+	}
 
 	sw, err := sse.Start(w, s.opts.StreamWriteTimeout)
 	if err != nil {
@@ -122,29 +143,22 @@ func (s *Server) streamMessage(w http.ResponseWriter, r *http.Request) error {
 	defer s.metrics.StreamOpened("message")()
 
 	finished := events.Terminal(msg.Status)
-	if pending == 0 && finished {
+	if !stored && finished {
 		// Finished, and its events have expired (or there never were any): the stored
 		// message is the whole story.
 		_ = sendStored(sw, msg, after)
 		return nil
 	}
-
-	rs := &genRelay{s: s, r: r, sw: sw, userID: p.UserID, id: id, msg: msg, after: after}
-	var backlog []jetstream.Msg
-	if finished && after == 0 {
-		// A fresh look at a finished answer: its whole text and its final event, instead
-		// of every delta of every attempt.
-		var done bool
-		if backlog, done, err = rs.compact(ctx, f, pending); done || err != nil {
+	g := &genRelay{s: s, r: r, sw: sw, l: l, userID: p.UserID, id: id, msg: msg, after: after, last: after, epoch: epoch}
+	if stored && finished && after == 0 && isFinal(last.ev) && g.compact(last) {
+		return nil
+	}
+	if stored {
+		if final, err := g.catchUp(ctx, last); final || err != nil {
 			return nil
 		}
 	}
-	for _, m := range backlog {
-		if final, err := rs.relay(ctx, m); final || err != nil {
-			return nil
-		}
-	}
-	rs.lastWrite = time.Now()
+	g.lastWrite = time.Now()
 	every := min(s.opts.KeepAlive, pulseEvery)
 	pulse := time.NewTicker(every)
 	defer pulse.Stop()
@@ -153,13 +167,13 @@ func (s *Server) streamMessage(w http.ResponseWriter, r *http.Request) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case err := <-f.errc:
-			if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				s.log.Warn("generation stream broke", append(logAttrs(r), "message_id", id, "err", err)...)
+		case data := <-l.ch:
+			if final, err := g.live(ctx, data); final || err != nil {
+				return nil
 			}
-			return nil
-		case m := <-f.msgs:
-			if final, err := rs.relay(ctx, m); final || err != nil {
+		case <-l.kick:
+			// Events were dropped for this stream (it fell behind): catch up.
+			if final, err := g.resync(ctx); final || err != nil {
 				return nil
 			}
 		case <-pulse.C:
@@ -167,15 +181,21 @@ func (s *Server) streamMessage(w http.ResponseWriter, r *http.Request) error {
 				s.log.Warn("nats unavailable: ending the stream for the client to resume", append(logAttrs(r), "message_id", id)...)
 				return nil
 			}
-			if time.Since(rs.lastWrite)+every < s.opts.KeepAlive {
+			if downSince.IsZero() && s.hub.currentEpoch() != g.epoch {
+				// The subscription may have missed events (reconnect, slow consumer).
+				if final, err := g.resync(ctx); final || err != nil {
+					return nil
+				}
+			}
+			if time.Since(g.lastWrite)+every < s.opts.KeepAlive {
 				continue // the next tick is still in time
 			}
 			if err := sw.Comment("keepalive"); err != nil {
 				return nil
 			}
-			rs.lastWrite = time.Now()
+			g.lastWrite = time.Now()
 			if downSince.IsZero() {
-				if end := rs.checkStored(ctx); end {
+				if end := g.checkStored(ctx); end {
 					return nil
 				}
 			}
@@ -196,83 +216,159 @@ func (s *Server) outage(downSince *time.Time) bool {
 	return time.Since(*downSince) >= outageGrace
 }
 
-// genRelay is the state of one answer stream: what the client has (last) and when the
-// stored message was first seen finished without its final event.
+// genRelay is the state of one answer stream: what the client has (last: the seq of
+// the newest event it has, from the client or sent here), the hub epoch it is in step
+// with, and when the stored message was first seen finished without its final event.
 type genRelay struct {
 	s             *Server
 	r             *http.Request
 	sw            *sse.Writer
+	l             *genListener
 	userID, id    string
 	msg           events.Message
 	after, last   int64
+	epoch         uint64
 	lastWrite     time.Time
 	finishedSince time.Time
 }
 
-// relay sends one JetStream message (unless the client has it already) and reports
-// whether it was the final event.
-func (g *genRelay) relay(ctx context.Context, m jetstream.Msg) (final bool, err error) {
-	var ev events.GenerationEvent
-	if err := json.Unmarshal(m.Data(), &ev); err != nil {
+// retryGap is how long a stream waits before looking again for an event it missed
+// live that JetStream did not have yet.
+const retryGap = 100 * time.Millisecond
+
+// live handles one event from the hub. An event beyond the next expected one means
+// some were missed: they are read from JetStream first.
+func (g *genRelay) live(ctx context.Context, data []byte) (final bool, err error) {
+	e, err := parseGenEvent(data)
+	if err != nil {
 		g.s.log.Warn("undecodable generation event", append(logAttrs(g.r), "message_id", g.id, "err", err)...)
 		return false, nil
 	}
-	final = isFinal(ev)
-	if ev.Seq <= g.after || ev.Seq <= g.last {
-		return final, nil
-	}
-	if final && ev.Message == nil {
-		if cur, err := g.s.getMessage(ctx, g.userID, g.id); err == nil {
-			ev.Message = &cur
-		} else {
-			ev.Message = &g.msg
+	for try := 0; e.seq > g.last+1 && try < 2; try++ {
+		if try > 0 {
+			select {
+			case <-ctx.Done():
+				return false, ctx.Err()
+			case <-time.After(retryGap):
+			}
+		}
+		if final, err := g.resync(ctx); final || err != nil {
+			return final, err
 		}
 	}
-	if err := writeGeneration(g.sw, ev); err != nil {
+	return g.relay(ctx, e)
+}
+
+// resync relays whatever JetStream holds after what the client has.
+func (g *genRelay) resync(ctx context.Context) (final bool, err error) {
+	g.epoch = g.s.hub.currentEpoch()
+	g.l.lost.Store(false)
+	rctx, cancel := context.WithTimeout(ctx, g.s.opts.ChatTimeout)
+	last, ok, err := g.s.hub.last(rctx, g.id)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			g.s.log.Warn("catch up generation events", append(logAttrs(g.r), "message_id", g.id, "err", err)...)
+		}
+		return false, err
+	}
+	if !ok {
+		return false, nil
+	}
+	return g.catchUp(ctx, last)
+}
+
+// catchUp relays the stored events after what the client has, up to last (the newest
+// stored event).
+func (g *genRelay) catchUp(ctx context.Context, last storedEvent) (final bool, err error) {
+	if last.ev.Seq <= g.last {
+		return isFinal(last.ev), nil
+	}
+	if last.ev.Seq == g.last+1 {
+		return g.relayData(ctx, last.data)
+	}
+	rctx, cancel := context.WithTimeout(ctx, g.s.opts.ChatTimeout)
+	all, err := g.s.hub.stored(rctx, g.id, last.streamSeq)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			g.s.log.Warn("read stored generation events", append(logAttrs(g.r), "message_id", g.id, "err", err)...)
+		}
+		return false, err
+	}
+	for _, data := range all {
+		if final, err := g.relayData(ctx, data); final || err != nil {
+			return final, err
+		}
+	}
+	return false, nil
+}
+
+func (g *genRelay) relayData(ctx context.Context, data []byte) (final bool, err error) {
+	e, err := parseGenEvent(data)
+	if err != nil {
+		g.s.log.Warn("undecodable generation event", append(logAttrs(g.r), "message_id", g.id, "err", err)...)
+		return false, nil
+	}
+	return g.relay(ctx, e)
+}
+
+// openBrace starts the SSE data of a delta taken the fast way.
+var openBrace = []byte("{")
+
+// relay sends one event (unless the client has it already) and reports whether it
+// was the final event.
+func (g *genRelay) relay(ctx context.Context, e genEvent) (final bool, err error) {
+	final = e.final()
+	if e.seq <= g.last {
+		// The client has it. Only a final event under the seq this stream has just sent
+		// (not the client's own resume point) is still relayed: two publishers raced
+		// for that seq, the one sent here lost, and the answer is over.
+		if !final || e.seq != g.last || e.seq <= g.after {
+			return final, nil
+		}
+	}
+	if e.deltaTail != nil {
+		err = g.sw.Raw(e.seq, events.GenDelta, openBrace, e.deltaTail)
+	} else {
+		ev := *e.ev
+		if final && ev.Message == nil {
+			if cur, err := g.s.getMessage(ctx, g.userID, g.id); err == nil {
+				ev.Message = &cur
+			} else {
+				ev.Message = &g.msg
+			}
+		}
+		err = writeGeneration(g.sw, ev)
+	}
+	if err != nil {
 		return final, err
 	}
-	g.last, g.lastWrite = ev.Seq, time.Now()
+	g.last, g.lastWrite = e.seq, time.Now()
 	return final, nil
 }
 
-// compact reads the events already stored for a finished answer. When they end with
-// the final event (seq n) it sends the stored text as one delta with id n-1 and then the
-// final event with id n (so a client resuming after n-1 gets exactly the final event),
-// and reports done. Otherwise it returns the events read, to be relayed as they are.
-func (g *genRelay) compact(ctx context.Context, f *feed, pending uint64) (backlog []jetstream.Msg, done bool, err error) {
-	timeout := time.NewTimer(g.s.opts.ChatTimeout)
-	defer timeout.Stop()
-	for uint64(len(backlog)) < pending {
-		select {
-		case <-ctx.Done():
-			return nil, true, ctx.Err()
-		case <-timeout.C:
-			return backlog, false, nil
-		case err := <-f.errc:
-			f.errc <- err // the main loop sees it too
-			return backlog, false, nil
-		case m := <-f.msgs:
-			backlog = append(backlog, m)
-			var ev events.GenerationEvent
-			if json.Unmarshal(m.Data(), &ev) != nil || !isFinal(ev) {
-				continue
-			}
-			stored := g.msg
-			if ev.Message != nil {
-				stored = *ev.Message
-			}
-			if ev.Seq < 2 && stored.Content != "" {
-				return backlog, false, nil
-			}
-			if stored.Content != "" {
-				if err := g.sw.Event(ev.Seq-1, events.GenDelta, deltaData{Seq: ev.Seq - 1, Text: stored.Content}); err != nil {
-					return nil, true, err
-				}
-			}
-			return nil, true, sendTerminal(g.sw, ev.Seq, stored)
+// compact sends a finished answer whose final event (last, seq n) is stored as its
+// whole text in one delta with id n-1 and then the final event with id n (so a client
+// resuming after n-1 gets exactly the final event), instead of every delta of every
+// attempt. It reports false when that cannot be numbered (text, but n < 2): the
+// events are then relayed as they are.
+func (g *genRelay) compact(last storedEvent) bool {
+	stored := g.msg
+	if last.ev.Message != nil {
+		stored = *last.ev.Message
+	}
+	n := last.ev.Seq
+	if n < 2 && stored.Content != "" {
+		return false
+	}
+	if stored.Content != "" {
+		if err := g.sw.Event(n-1, events.GenDelta, deltaData{Seq: n - 1, Text: stored.Content}); err != nil {
+			return true
 		}
 	}
-	return backlog, false, nil
+	_ = sendTerminal(g.sw, n, stored)
+	return true
 }
 
 // checkStored ends a stream whose message chat has stored as finished while its final
@@ -294,7 +390,7 @@ func (g *genRelay) checkStored(ctx context.Context) (end bool) {
 	if time.Since(g.finishedSince) < terminalGrace {
 		return false
 	}
-	_ = sendTerminal(g.sw, max(g.last, g.after)+1, cur)
+	_ = sendTerminal(g.sw, g.last+1, cur)
 	return true
 }
 
