@@ -6,9 +6,11 @@ package session
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -82,10 +84,15 @@ type Guard struct {
 
 	fetchMu   sync.Mutex
 	lastFetch time.Time
+	keysFP    [sha256.Size]byte // of the key set last fetched
 
 	mu       sync.RWMutex
 	sessions map[string]time.Time // revoked session id -> when it was revoked
 	users    map[string]time.Time // user id -> tokens issued before this are refused
+
+	// verified caches verified tokens until their exp; now is the clock it uses.
+	verified *tokenCache
+	now      func() time.Time
 }
 
 // New returns a guard that fetches keys and watches revocations over nc once Run starts.
@@ -98,6 +105,8 @@ func New(nc *nats.Conn, js jetstream.JetStream, log *slog.Logger, cfg Config) *G
 		verifier: authtoken.NewVerifier(nil),
 		sessions: make(map[string]time.Time),
 		users:    make(map[string]time.Time),
+		verified: newTokenCache(),
+		now:      time.Now,
 	}
 }
 
@@ -125,10 +134,19 @@ func (g *Guard) Ready() error {
 }
 
 // Check verifies token and returns its principal. Every reason for refusal is
-// ErrInvalid, except that the guard not being ready yet is ErrNotReady.
+// ErrInvalid, except that the guard not being ready yet is ErrNotReady. A token
+// verified before is not verified again until its exp (the signature check is the
+// costly part), but revocation is checked on every call.
 func (g *Guard) Check(ctx context.Context, token string) (Principal, error) {
 	if err := g.Ready(); err != nil {
 		return Principal{}, err
+	}
+	key := tokenKey(token)
+	if p, ok := g.verified.get(key, g.now()); ok {
+		if g.revoked(p) {
+			return Principal{}, ErrInvalid
+		}
+		return p, nil
 	}
 	claims, err := g.verifier.Verify(token)
 	if err != nil && g.verifier.UnknownKey(token) && g.refetch(ctx) {
@@ -144,6 +162,7 @@ func (g *Guard) Check(ctx context.Context, token string) (Principal, error) {
 	if g.revoked(p) {
 		return Principal{}, ErrInvalid
 	}
+	g.verified.put(key, p, g.now())
 	return p, nil
 }
 
@@ -239,10 +258,25 @@ func (g *Guard) fetchKeysLocked(ctx context.Context) error {
 		return errors.New("auth service published no keys")
 	}
 	g.verifier.SetKeys(rep.Keys)
+	if fp := keysFingerprint(rep.Keys); fp != g.keysFP {
+		// A key may have gone: tokens it signed must be verified (and refused) again.
+		g.keysFP = fp
+		g.verified.clear()
+	}
 	if !g.keysReady.Swap(true) {
 		g.log.Info("token keys loaded", "keys", len(rep.Keys))
 	}
 	return nil
+}
+
+// keysFingerprint identifies a key set, whatever its order.
+func keysFingerprint(keys []events.PublicKey) [sha256.Size]byte {
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, k.KID+"\x00"+k.Alg+"\x00"+string(k.Key))
+	}
+	slices.Sort(parts)
+	return sha256.Sum256([]byte(strings.Join(parts, "\x01")))
 }
 
 // watchRevocations follows the revocation bucket, creating it when it does not exist

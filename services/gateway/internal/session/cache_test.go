@@ -1,0 +1,132 @@
+package session
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/parley-chat/parley/libs/devstack/testnats"
+	"github.com/parley-chat/parley/libs/events"
+)
+
+// newTestGuard runs a guard on an embedded NATS whose key source serves one fresh key,
+// and returns it with that key's signer.
+func newTestGuard(t *testing.T) (*Guard, func(jwt.MapClaims) string) {
+	t.Helper()
+	ns := testnats.New(t)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const kid = "k1"
+	if _, err := nc.Subscribe(events.SubjectAuthKeys, func(m *nats.Msg) {
+		body, _ := json.Marshal(events.KeysReply{Keys: []events.PublicKey{{KID: kid, Alg: events.TokenAlg, Key: pub}}})
+		_ = m.Respond(body)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	g := New(nc, js, slog.New(slog.DiscardHandler), Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = g.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(10 * time.Second); g.Ready() != nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("guard not ready: %v", g.Ready())
+		}
+	}
+	sign := func(c jwt.MapClaims) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
+		tok.Header["kid"] = kid
+		tok.Header["typ"] = events.TokenType
+		s, err := tok.SignedString(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	return g, sign
+}
+
+func claimsFor(user, session string, iat time.Time) jwt.MapClaims {
+	return jwt.MapClaims{"iss": events.TokenIssuer, "aud": events.TokenAudience, "sub": user, "sid": session,
+		"jti": user + session + iat.String(), "iat": iat.Unix(), "exp": iat.Add(15 * time.Minute).Unix()}
+}
+
+// TestTokenCache: a verified token is not verified again until its exp (it still
+// passes with the signing key gone), revocations of its session or user apply to it at
+// once, and past its exp it is verified again (and, without its key, refused).
+func TestTokenCache(t *testing.T) {
+	g, sign := newTestGuard(t)
+	ctx := context.Background()
+	now := time.Now()
+	tokA := sign(claimsFor("ua", "sa", now))
+	tokB := sign(claimsFor("ub", "sb", now.Add(-time.Minute)))
+	tokC := sign(claimsFor("uc", "sc", now))
+	for _, tok := range []string{tokA, tokB, tokC} {
+		if _, err := g.Check(ctx, tok); err != nil {
+			t.Fatalf("first check: %v", err)
+		}
+	}
+	if n := g.verified.len(); n != 3 {
+		t.Fatalf("%d cached tokens, want 3", n)
+	}
+	// Without the key, only the cache can accept them.
+	g.verifier.SetKeys(nil)
+	if p, err := g.Check(ctx, tokA); err != nil || p.UserID != "ua" || p.SessionID != "sa" {
+		t.Fatalf("cached token: %+v %v", p, err)
+	}
+	if _, err := g.Check(ctx, sign(claimsFor("ud", "sd", now))); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("uncached token without its key: %v", err)
+	}
+
+	g.RevokeSession("sa", time.Now())
+	if _, err := g.Check(ctx, tokA); !errors.Is(err, ErrInvalid) {
+		t.Errorf("cached token of a revoked session: %v", err)
+	}
+	g.RevokeUser("ub", now)
+	if _, err := g.Check(ctx, tokB); !errors.Is(err, ErrInvalid) {
+		t.Errorf("cached token of a user logged out everywhere: %v", err)
+	}
+
+	if _, err := g.Check(ctx, tokC); err != nil {
+		t.Fatalf("cached token before exp: %v", err)
+	}
+	g.now = func() time.Time { return now.Add(15*time.Minute + time.Second) }
+	if _, err := g.Check(ctx, tokC); !errors.Is(err, ErrInvalid) {
+		t.Errorf("cached token past its exp: %v", err)
+	}
+}
+
+func TestTokenCacheBounded(t *testing.T) {
+	c := newTokenCache()
+	now := time.Now()
+	for i := range maxCachedTokens + 100 {
+		c.put(tokenKey(string(rune(i))+"x"), Principal{UserID: "u", ExpiresAt: now.Add(time.Minute)}, now)
+	}
+	if n := c.len(); n > maxCachedTokens {
+		t.Errorf("%d entries, at most %d", n, maxCachedTokens)
+	}
+	c.put(tokenKey("expired"), Principal{ExpiresAt: now.Add(-time.Second)}, now)
+	if _, ok := c.get(tokenKey("expired"), now); ok {
+		t.Error("an expired token was kept")
+	}
+}
