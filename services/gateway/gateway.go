@@ -59,6 +59,11 @@ type Config struct {
 	RevocationTTL time.Duration `envconfig:"GATEWAY_REVOCATION_TTL" default:"16m"`
 	// KeepAlive is the interval of keepalive comments on event streams.
 	KeepAlive time.Duration `envconfig:"GATEWAY_SSE_KEEPALIVE" default:"15s"`
+	// SendTimeout is how long a message send or regenerate waits for chat. Under a burst
+	// chat queues sends and answers late; a shorter wait answers 504 for sends chat
+	// then stores and answers anyway. At most maxSendTimeout (the HTTP write timeout
+	// must leave room for the reply).
+	SendTimeout time.Duration `envconfig:"GATEWAY_SEND_TIMEOUT" default:"20s"`
 	// ShutdownTimeout bounds the graceful stop.
 	ShutdownTimeout time.Duration `envconfig:"GATEWAY_SHUTDOWN_TIMEOUT" default:"10s"`
 }
@@ -79,6 +84,10 @@ func (c Config) withDefaults() Config {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
+	if c.SendTimeout <= 0 {
+		c.SendTimeout = 20 * time.Second
+	}
+	c.SendTimeout = min(c.SendTimeout, maxSendTimeout)
 	return c
 }
 
@@ -98,6 +107,8 @@ const (
 	writeTimeout      = 30 * time.Second
 	idleTimeout       = 120 * time.Second
 	maxHeaderBytes    = 16 << 10
+	// maxSendTimeout keeps a send's wait for chat inside writeTimeout.
+	maxSendTimeout = writeTimeout - 5*time.Second
 )
 
 // Run serves until ctx is done, then stops: HTTP first (open streams are ended), then
@@ -154,6 +165,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		AuthRate:       cfg.AuthRate,
 		WebDir:         cfg.WebDir,
 		KeepAlive:      cfg.KeepAlive,
+		SendTimeout:    cfg.SendTimeout,
 	})
 	if err != nil {
 		return err

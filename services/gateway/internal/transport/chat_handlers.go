@@ -219,7 +219,7 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 	if len(b.ClientMessageID) > events.MaxClientMessageID {
 		return events.Errorf(events.CodeInvalidInput, "client_message_id: at most %d characters.", events.MaxClientMessageID)
 	}
-	rep, err := call[events.SendMessageRequest, events.SendMessageReply](r.Context(), s.nc, s.opts.ChatTimeout, events.SubjectMessageSend,
+	rep, err := call[events.SendMessageRequest, events.SendMessageReply](r.Context(), s.nc, s.opts.SendTimeout, events.SubjectMessageSend,
 		events.SendMessageRequest{UserID: p.UserID, ChatID: id, Content: b.Content, ClientMessageID: b.ClientMessageID})
 	if err != nil {
 		return err
@@ -235,7 +235,7 @@ func (s *Server) regenerate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rep, err := call[events.ChatRef, events.RegenerateReply](r.Context(), s.nc, s.opts.ChatTimeout, events.SubjectChatRegenerate,
+	rep, err := call[events.ChatRef, events.RegenerateReply](r.Context(), s.nc, s.opts.SendTimeout, events.SubjectChatRegenerate,
 		events.ChatRef{UserID: p.UserID, ChatID: id})
 	if err != nil {
 		return err

@@ -383,3 +383,27 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestSendTimeout: a send waits for chat longer than other chat calls (SendTimeout,
+// not ChatTimeout, which is 1 s here): chat answering late under a burst is a 202,
+// not a 504 for a message chat stored anyway.
+func TestSendTimeout(t *testing.T) {
+	f := newGenFixture(t)
+	h := func(m *nats.Msg) bool {
+		if m.Subject != events.SubjectMessageSend {
+			return false
+		}
+		go func() {
+			time.Sleep(1500 * time.Millisecond)
+			body, _ := json.Marshal(events.SendMessageReply{AssistantMessage: events.Message{ID: "late", Status: events.StatusPending}})
+			_ = m.Respond(body)
+		}()
+		return true
+	}
+	f.chat.Store(&h)
+	res := f.do(req{method: "POST", path: "/api/chats/chat1/messages", body: `{"content":"hello"}`,
+		headers: map[string]string{"Authorization": "Bearer " + f.token(goodClaims()), "Content-Type": "application/json"}})
+	if res.status != http.StatusAccepted {
+		t.Errorf("late send: %d %s", res.status, res.body)
+	}
+}

@@ -47,6 +47,11 @@ type Options struct {
 	// AuthTimeout, ChatTimeout and PasswordTimeout are the NATS request budgets for auth
 	// calls, chat and model calls, and calls that hash a password [3s, 5s, 10s].
 	AuthTimeout, ChatTimeout, PasswordTimeout time.Duration
+	// SendTimeout is the budget of a message send or regenerate [20s]. It is longer
+	// than ChatTimeout because under a burst of sends chat queues them (its work per
+	// request is bounded by its own RPC timeout) and answers later: a send that gave up
+	// early would answer 504 although chat stored the message and started the answer.
+	SendTimeout time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -70,6 +75,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PasswordTimeout <= 0 {
 		o.PasswordTimeout = 10 * time.Second
+	}
+	if o.SendTimeout <= 0 {
+		o.SendTimeout = 20 * time.Second
 	}
 	return o
 }
