@@ -130,6 +130,7 @@ func (e *env) run() {
 		_, lastErr = latest(e, newUser())
 		var ee *events.Error
 		if errors.As(lastErr, &ee) && ee.Code == events.CodeNoChats {
+			e.waitForStreams()
 			return
 		}
 		select {
@@ -139,6 +140,22 @@ func (e *env) run() {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("chat does not answer: %v", lastErr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitForStreams waits (a while, without failing) until chat's relay has created
+// GENERATIONS: it does so in the background at start, and a test publishing a
+// generation event (a cancel) right away would otherwise race it.
+func (e *env) waitForStreams() {
+	deadline := time.Now().Add(10 * time.Second)
+	for e.nc.IsConnected() && time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := e.js.Stream(ctx, events.StreamGenerations)
+		cancel()
+		if err == nil {
+			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
