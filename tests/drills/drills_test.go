@@ -140,7 +140,7 @@ func TestNATSRestart(t *testing.T) {
 	s.NATS.Start()
 	back := time.Now()
 	e2e.Eventually(t, 15*time.Second, "ready again", func() error {
-		res, err := http.Get(s.URLs[0] + "/readyz")
+		res, err := http.Get(s.URLs[0] + "/readyz?deps=1")
 		if err != nil {
 			return err
 		}
