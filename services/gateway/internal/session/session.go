@@ -6,11 +6,9 @@ package session
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,12 +31,7 @@ var (
 const userKeyPrefix = "user_"
 
 // Principal is who a verified token speaks for.
-type Principal struct {
-	UserID    string
-	SessionID string
-	IssuedAt  time.Time
-	ExpiresAt time.Time
-}
+type Principal = authtoken.Identity
 
 // Config tunes the guard. Zero values take the defaults in brackets.
 type Config struct {
@@ -73,40 +66,30 @@ func (c Config) withDefaults() Config {
 
 // Guard verifies access tokens. It is safe for concurrent use.
 type Guard struct {
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	log      *slog.Logger
-	cfg      Config
-	verifier *authtoken.Verifier
+	js   jetstream.JetStream
+	log  *slog.Logger
+	cfg  Config
+	keys *authtoken.Keyring
 
-	keysReady atomic.Bool
-	revReady  atomic.Bool
-
-	fetchMu   sync.Mutex
-	lastFetch time.Time
-	keysFP    [sha256.Size]byte // of the key set last fetched
+	revReady atomic.Bool
 
 	mu       sync.RWMutex
 	sessions map[string]time.Time // revoked session id -> when it was revoked
 	users    map[string]time.Time // user id -> tokens issued before this are refused
-
-	// verified caches verified tokens until their exp; now is the clock it uses.
-	verified *tokenCache
-	now      func() time.Time
 }
 
 // New returns a guard that fetches keys and watches revocations over nc once Run starts.
 func New(nc *nats.Conn, js jetstream.JetStream, log *slog.Logger, cfg Config) *Guard {
+	cfg = cfg.withDefaults()
 	return &Guard{
-		nc:       nc,
-		js:       js,
-		log:      log,
-		cfg:      cfg.withDefaults(),
-		verifier: authtoken.NewVerifier(nil),
+		js:  js,
+		log: log,
+		cfg: cfg,
+		keys: authtoken.NewKeyring(nc, log, authtoken.KeyringConfig{
+			RefetchInterval: cfg.RefetchInterval, RefreshPeriod: cfg.RefreshPeriod, RequestTimeout: cfg.RequestTimeout,
+		}),
 		sessions: make(map[string]time.Time),
 		users:    make(map[string]time.Time),
-		verified: newTokenCache(),
-		now:      time.Now,
 	}
 }
 
@@ -114,7 +97,7 @@ func New(nc *nats.Conn, js jetstream.JetStream, log *slog.Logger, cfg Config) *G
 // revocation bucket. It blocks until ctx is done and then returns nil.
 func (g *Guard) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Go(func() { g.keepKeys(ctx) })
+	wg.Go(func() { g.keys.Run(ctx) })
 	wg.Go(func() { g.watchRevocations(ctx) })
 	wg.Go(func() { g.prune(ctx) })
 	wg.Wait()
@@ -124,7 +107,7 @@ func (g *Guard) Run(ctx context.Context) error {
 // Ready reports whether tokens can be checked: keys are loaded and the revocation set
 // is in sync.
 func (g *Guard) Ready() error {
-	if !g.keysReady.Load() {
+	if !g.keys.Ready() {
 		return fmt.Errorf("%w: no token keys from the auth service yet", ErrNotReady)
 	}
 	if !g.revReady.Load() {
@@ -135,34 +118,16 @@ func (g *Guard) Ready() error {
 
 // Check verifies token and returns its principal. Every reason for refusal is
 // ErrInvalid, except that the guard not being ready yet is ErrNotReady. A token
-// verified before is not verified again until its exp (the signature check is the
-// costly part), but revocation is checked on every call.
+// verified before is not verified again until its exp (authtoken.Keyring caches it),
+// but revocation is checked on every call.
 func (g *Guard) Check(ctx context.Context, token string) (Principal, error) {
 	if err := g.Ready(); err != nil {
 		return Principal{}, err
 	}
-	key := tokenKey(token)
-	if p, ok := g.verified.get(key, g.now()); ok {
-		if g.revoked(p) {
-			return Principal{}, ErrInvalid
-		}
-		return p, nil
-	}
-	claims, err := g.verifier.Verify(token)
-	if err != nil && g.verifier.UnknownKey(token) && g.refetch(ctx) {
-		claims, err = g.verifier.Verify(token)
-	}
-	if err != nil {
+	p, err := g.keys.Verify(ctx, token)
+	if err != nil || g.revoked(p) {
 		return Principal{}, ErrInvalid
 	}
-	p := Principal{UserID: claims.Subject, SessionID: claims.SessionID, IssuedAt: claims.IssuedAt.Time}
-	if claims.ExpiresAt != nil {
-		p.ExpiresAt = claims.ExpiresAt.Time
-	}
-	if g.revoked(p) {
-		return Principal{}, ErrInvalid
-	}
-	g.verified.put(key, p, g.now())
 	return p, nil
 }
 
@@ -199,84 +164,6 @@ func (g *Guard) RevokeUser(userID string, at time.Time) {
 		g.users[userID] = at
 	}
 	g.mu.Unlock()
-}
-
-// keepKeys fetches the key set until it succeeds, then again every RefreshPeriod.
-func (g *Guard) keepKeys(ctx context.Context) {
-	wait := 250 * time.Millisecond
-	for {
-		if err := g.fetchKeys(ctx); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			g.log.Warn("fetch token keys", "err", err, "retry_in", wait)
-		} else {
-			wait = g.cfg.RefreshPeriod
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		if !g.keysReady.Load() {
-			wait = min(wait*2, 5*time.Second)
-		}
-	}
-}
-
-// refetch fetches the key set again because a token named an unknown kid, at most once
-// per RefetchInterval; it reports whether the set was fetched. Concurrent callers wait
-// for the fetch in flight instead of starting their own.
-func (g *Guard) refetch(ctx context.Context) bool {
-	g.fetchMu.Lock()
-	defer g.fetchMu.Unlock()
-	if time.Since(g.lastFetch) < g.cfg.RefetchInterval {
-		return false
-	}
-	if err := g.fetchKeysLocked(ctx); err != nil {
-		g.log.Warn("refetch token keys", "err", err, "request_id", events.RequestID(ctx))
-		return false
-	}
-	return true
-}
-
-func (g *Guard) fetchKeys(ctx context.Context) error {
-	g.fetchMu.Lock()
-	defer g.fetchMu.Unlock()
-	return g.fetchKeysLocked(ctx)
-}
-
-func (g *Guard) fetchKeysLocked(ctx context.Context) error {
-	g.lastFetch = time.Now()
-	ctx, cancel := context.WithTimeout(ctx, g.cfg.RequestTimeout)
-	defer cancel()
-	rep, err := events.Request[events.Empty, events.KeysReply](ctx, g.nc, events.SubjectAuthKeys, events.Empty{})
-	if err != nil {
-		return fmt.Errorf("request %s: %w", events.SubjectAuthKeys, err)
-	}
-	if len(rep.Keys) == 0 {
-		return errors.New("auth service published no keys")
-	}
-	g.verifier.SetKeys(rep.Keys)
-	if fp := keysFingerprint(rep.Keys); fp != g.keysFP {
-		// A key may have gone: tokens it signed must be verified (and refused) again.
-		g.keysFP = fp
-		g.verified.clear()
-	}
-	if !g.keysReady.Swap(true) {
-		g.log.Info("token keys loaded", "keys", len(rep.Keys))
-	}
-	return nil
-}
-
-// keysFingerprint identifies a key set, whatever its order.
-func keysFingerprint(keys []events.PublicKey) [sha256.Size]byte {
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, k.KID+"\x00"+k.Alg+"\x00"+string(k.Key))
-	}
-	slices.Sort(parts)
-	return sha256.Sum256([]byte(strings.Join(parts, "\x01")))
 }
 
 // watchRevocations follows the revocation bucket, creating it when it does not exist

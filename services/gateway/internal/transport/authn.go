@@ -37,7 +37,11 @@ type authContext struct {
 	via credentials
 }
 
-func withPrincipal(ctx context.Context, p session.Principal, via credentials) context.Context {
+// withPrincipal returns ctx carrying the request's principal and the access token it
+// was verified from: every NATS request made with ctx forwards that token
+// (events.HeaderUserToken), and chat acts only as the user the token names.
+func withPrincipal(ctx context.Context, p session.Principal, via credentials, token string) context.Context {
+	ctx = events.WithUserToken(ctx, token)
 	return context.WithValue(ctx, principalKey{}, authContext{Principal: p, via: via})
 }
 
@@ -74,7 +78,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 				s.authFailed(w, r, err, false)
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(withPrincipal(ctx, p, viaBearer)))
+			next.ServeHTTP(w, r.WithContext(withPrincipal(ctx, p, viaBearer, token)))
 			return
 		}
 
@@ -86,6 +90,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		var err error = session.ErrInvalid
 		var p session.Principal
+		token := access
 		if access != "" {
 			p, err = s.guard.Check(ctx, access)
 		}
@@ -94,7 +99,8 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			switch {
 			case rerr == nil:
 				s.setSessionCookies(w, r, sess)
-				p, err = s.guard.Check(ctx, sess.AccessToken)
+				token = sess.AccessToken
+				p, err = s.guard.Check(ctx, token)
 			case isAuthFailure(rerr):
 				err = session.ErrInvalid
 			default:
@@ -107,7 +113,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			s.authFailed(w, r, err, true)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(withPrincipal(ctx, p, viaCookie)))
+		next.ServeHTTP(w, r.WithContext(withPrincipal(ctx, p, viaCookie, token)))
 	})
 }
 

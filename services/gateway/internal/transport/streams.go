@@ -377,7 +377,12 @@ func (g *genRelay) compact(last storedEvent) bool {
 func (g *genRelay) checkStored(ctx context.Context) (end bool) {
 	cur, err := g.s.getMessage(ctx, g.userID, g.id)
 	if err != nil {
-		return ctx.Err() == nil && errors.Is(err, events.ErrNotFound)
+		// not_found: the answer is gone. unauthenticated: the access token this stream
+		// was opened with has expired (chat verifies it), so the client resumes with
+		// fresh credentials.
+		var e *events.Error
+		return ctx.Err() == nil && errors.As(err, &e) &&
+			(e.Code == events.CodeNotFound || e.Code == events.CodeUnauthenticated)
 	}
 	if !events.Terminal(cur.Status) {
 		g.finishedSince = time.Time{}
