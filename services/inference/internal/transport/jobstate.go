@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/parley-chat/parley/libs/events"
@@ -37,10 +36,6 @@ type jobState struct {
 	// Parked marks the waiting event of a hand-back: no worker holds the answer until
 	// JetStream delivers it again, so a cancel must be handled by whoever hears it.
 	Parked bool `json:"parked,omitempty"`
-}
-
-func (s jobState) header() nats.Header {
-	return nats.Header{HeaderJobState: []string{s.encode()}}
 }
 
 // encode is the header's value.
@@ -117,11 +112,9 @@ func publishCASSeq(ctx context.Context, js jetstream.JetStream, stream jetstream
 		if err != nil {
 			return events.GenerationEvent{}, 0, fmt.Errorf("encode generation event: %w", err)
 		}
-		msg := &nats.Msg{Subject: subject, Data: body, Header: st.header()}
-		ack, err := js.PublishMsg(ctx, msg, jetstream.WithExpectStream(events.StreamGenerations),
-			jetstream.WithExpectLastSequencePerSubject(last.streamSeq))
+		seq, err := publishGen(ctx, js.Conn(), subject, body, st.encode(), last.streamSeq)
 		if err == nil {
-			return ev, ack.Sequence, nil
+			return ev, seq, nil
 		}
 		var apiErr *jetstream.APIError
 		if !errors.As(err, &apiErr) || (apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence &&

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/parley-chat/parley/libs/events"
@@ -294,12 +293,10 @@ func (p *genPublisher) send(q queuedEvent, after uint64) (uint64, error) {
 	wait := 100 * time.Millisecond
 	for warned := false; ; {
 		ctx, cancel := context.WithTimeout(p.ctx, publishAckWait)
-		// A header of its own per send: PublishMsg adds the expectation headers to it.
-		ack, err := p.js.PublishMsg(ctx, &nats.Msg{Subject: p.subject, Data: body, Header: nats.Header{HeaderJobState: []string{q.header}}},
-			jetstream.WithExpectStream(events.StreamGenerations), jetstream.WithExpectLastSequencePerSubject(after))
+		seq, err := publishGen(ctx, p.js.Conn(), p.subject, body, q.header, after)
 		cancel()
 		if err == nil {
-			return ack.Sequence, nil
+			return seq, nil
 		}
 		if p.ctx.Err() != nil {
 			return 0, p.ctx.Err()
@@ -378,8 +375,7 @@ func (p *genPublisher) finish(ctx context.Context, ev events.GenerationEvent) er
 		if err != nil {
 			return fmt.Errorf("encode generation event: %w", err)
 		}
-		_, err = p.js.PublishMsg(ctx, &nats.Msg{Subject: p.subject, Data: body, Header: st.header()},
-			jetstream.WithExpectStream(events.StreamGenerations), jetstream.WithExpectLastSequencePerSubject(after))
+		_, err = publishGen(ctx, p.js.Conn(), p.subject, body, st.encode(), after)
 		if err == nil {
 			p.finishFast++
 			p.markStored()
