@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 )
@@ -13,64 +14,70 @@ type OutboxRow struct {
 	Payload []byte
 }
 
-// ClaimOutbox takes up to limit unpublished rows that no other relay holds, and leases
-// them until now+lease. The claim is a short transaction using SELECT ... FOR UPDATE
-// SKIP LOCKED, so several replicas take disjoint batches and no connection is held
-// while the rows are published.
-func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]OutboxRow, error) {
-	now := time.Now().UTC()
-	sqlTx, err := s.db.BeginTx(ctx, nil)
+// RelayOutbox takes up to limit unpublished rows that no other relay holds, hands them
+// to publish and records the outcome, all in one transaction: rows publish acknowledged
+// get published_at, the others are handed back for another attempt from now+retryDelay.
+// It returns how many rows it took (0: nothing to publish).
+//
+// The rows are locked with SELECT ... FOR UPDATE SKIP LOCKED, so several replicas take
+// disjoint batches; a relay that dies mid-batch leaves nothing behind (its transaction
+// rolls back and the rows are taken again; the stream's duplicate window absorbs a
+// second publish of a row whose PubAck came back but whose mark was lost). The
+// transaction is READ COMMITTED: the locking read takes no gap locks, so the sends and
+// completions inserting new rows never wait for a batch being published. One
+// transaction per batch (one commit, one fsync) instead of a lease and a mark.
+//
+// The transaction does not end with ctx: rows that were acknowledged are marked even
+// while the service stops (publish should watch ctx itself).
+func (s *Store) RelayOutbox(ctx context.Context, limit int, retryDelay time.Duration,
+	publish func([]OutboxRow) (published, failed []string)) (int, error) {
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outboxTxTimeout)
+	defer cancel()
+	sqlTx, err := s.db.BeginTx(tctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
-		return nil, fmt.Errorf("begin outbox claim: %w", mapErr(err))
+		return 0, fmt.Errorf("begin outbox batch: %w", mapErr(err))
 	}
 	defer func() { _ = sqlTx.Rollback() }()
-	rows, err := sqlTx.QueryContext(ctx, `SELECT id, subject, payload FROM outbox
+	rows, err := sqlTx.QueryContext(tctx, `SELECT id, subject, payload FROM outbox
 		WHERE published_at IS NULL AND (locked_until IS NULL OR locked_until < ?)
-		ORDER BY created_at, id LIMIT ? FOR UPDATE SKIP LOCKED`, now, limit)
+		ORDER BY created_at, id LIMIT ? FOR UPDATE SKIP LOCKED`, time.Now().UTC(), limit)
 	if err != nil {
-		return nil, fmt.Errorf("claim outbox rows: %w", mapErr(err))
+		return 0, fmt.Errorf("claim outbox rows: %w", mapErr(err))
 	}
-	var out []OutboxRow
+	var batch []OutboxRow
 	for rows.Next() {
 		var r OutboxRow
 		if err := rows.Scan(&r.ID, &r.Subject, &r.Payload); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("read outbox row: %w", mapErr(err))
+			return 0, fmt.Errorf("read outbox row: %w", mapErr(err))
 		}
-		out = append(out, r)
+		batch = append(batch, r)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read outbox rows: %w", mapErr(err))
+		return 0, fmt.Errorf("read outbox rows: %w", mapErr(err))
 	}
-	if len(out) == 0 {
-		return nil, nil
+	if len(batch) == 0 {
+		return 0, nil
 	}
-	args := []any{now.Add(lease)}
-	for _, r := range out {
-		args = append(args, r.ID)
+	published, failed := publish(batch)
+	now := time.Now().UTC()
+	if err := updateOutbox(tctx, sqlTx, "published_at = ?, locked_until = NULL", now, published); err != nil {
+		return 0, err
 	}
-	if _, err := sqlTx.ExecContext(ctx, "UPDATE outbox SET locked_until = ?, attempts = attempts + 1 WHERE id IN ("+
-		placeholders(len(out))+")", args...); err != nil {
-		return nil, fmt.Errorf("lease outbox rows: %w", mapErr(err))
+	if err := updateOutbox(tctx, sqlTx, "locked_until = ?", now.Add(retryDelay), failed); err != nil {
+		return 0, err
 	}
 	if err := sqlTx.Commit(); err != nil {
-		return nil, fmt.Errorf("commit outbox claim: %w", mapErr(err))
+		return 0, fmt.Errorf("commit outbox batch: %w", mapErr(err))
 	}
-	return out, nil
+	return len(batch), nil
 }
 
-// MarkPublished records that JetStream acknowledged these rows.
-func (s *Store) MarkPublished(ctx context.Context, ids []string, at time.Time) error {
-	return s.updateOutbox(ctx, "published_at = ?, locked_until = NULL", at.UTC(), ids)
-}
+// outboxTxTimeout bounds a relay transaction, publishing included.
+const outboxTxTimeout = 15 * time.Second
 
-// ReleaseOutbox hands rows back for another attempt from retryAt on.
-func (s *Store) ReleaseOutbox(ctx context.Context, ids []string, retryAt time.Time) error {
-	return s.updateOutbox(ctx, "locked_until = ?", retryAt.UTC(), ids)
-}
-
-func (s *Store) updateOutbox(ctx context.Context, set string, at time.Time, ids []string) error {
+func updateOutbox(ctx context.Context, q querier, set string, at time.Time, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -78,7 +85,8 @@ func (s *Store) updateOutbox(ctx context.Context, set string, at time.Time, ids 
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	if _, err := s.db.ExecContext(ctx, "UPDATE outbox SET "+set+" WHERE id IN ("+placeholders(len(ids))+")", args...); err != nil {
+	if _, err := q.ExecContext(ctx, "UPDATE outbox SET "+set+", attempts = attempts + 1 WHERE id IN ("+
+		placeholders(len(ids))+")", args...); err != nil {
 		return fmt.Errorf("update outbox rows: %w", mapErr(err))
 	}
 	return nil

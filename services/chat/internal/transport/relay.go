@@ -17,7 +17,6 @@ import (
 const (
 	relayPoll       = 200 * time.Millisecond
 	relayBatch      = 100
-	relayLease      = 30 * time.Second
 	relayPublishTTL = 3 * time.Second
 	relayRetryDelay = time.Second
 	outboxKeep      = 7 * 24 * time.Hour
@@ -26,9 +25,8 @@ const (
 
 // OutboxStore is what the relay needs from the store.
 type OutboxStore interface {
-	ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]store.OutboxRow, error)
-	MarkPublished(ctx context.Context, ids []string, at time.Time) error
-	ReleaseOutbox(ctx context.Context, ids []string, retryAt time.Time) error
+	RelayOutbox(ctx context.Context, limit int, retryDelay time.Duration,
+		publish func([]store.OutboxRow) (published, failed []string)) (int, error)
 	PurgeOutbox(ctx context.Context, before time.Time, limit int) (int64, error)
 	Wake() <-chan struct{}
 }
@@ -87,7 +85,8 @@ func (r *Relay) EnsureStreams(ctx context.Context) error {
 	return nil
 }
 
-// drain publishes batches until the outbox is empty or a publish fails.
+// drain publishes batches until a batch is not full (the outbox was drained when it was
+// read: rows committed since then wake the relay again) or a publish fails.
 func (r *Relay) drain(ctx context.Context) {
 	for ctx.Err() == nil {
 		if !r.nc.IsConnected() {
@@ -102,25 +101,17 @@ func (r *Relay) drain(ctx context.Context) {
 				return
 			}
 		}
-		rows, err := r.store.ClaimOutbox(ctx, relayBatch, relayLease)
+		allPublished := true
+		n, err := r.store.RelayOutbox(ctx, relayBatch, relayRetryDelay, func(rows []store.OutboxRow) (published, failed []string) {
+			published, failed = r.publish(ctx, rows)
+			allPublished = len(failed) == 0
+			return published, failed
+		})
 		if err != nil {
-			r.log.Warn("claim outbox rows failed", "err", err)
+			r.log.Warn("publish outbox rows failed", "err", err)
 			return
 		}
-		if len(rows) == 0 {
-			return
-		}
-		published, failed := r.publish(ctx, rows)
-		// A fresh context: an acknowledged row must be marked even while stopping.
-		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		if err := r.store.MarkPublished(mctx, published, time.Now()); err != nil {
-			r.log.Warn("mark outbox rows published failed", "rows", len(published), "err", err)
-		}
-		if err := r.store.ReleaseOutbox(mctx, failed, time.Now().Add(relayRetryDelay)); err != nil {
-			r.log.Warn("release outbox rows failed", "rows", len(failed), "err", err)
-		}
-		cancel()
-		if len(failed) > 0 {
+		if n < relayBatch || !allPublished {
 			return
 		}
 	}
