@@ -17,6 +17,7 @@ import (
 
 	"github.com/parley-chat/parley/db"
 	"github.com/parley-chat/parley/libs/events"
+	"github.com/parley-chat/parley/libs/events/authtoken"
 	"github.com/parley-chat/parley/libs/ops"
 	"github.com/parley-chat/parley/services/chat/internal/app"
 	"github.com/parley-chat/parley/services/chat/internal/store"
@@ -123,7 +124,11 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	svc := app.New(app.Config{DefaultModel: cfg.DefaultModel, GenerationTimeout: cfg.GenerationTimeout},
 		st, transport.NewModels(nc, log), transport.NewNotifier(nc, js), log)
 	reg := ops.NewRegistry()
-	server, err := transport.Serve(nc, svc, log, cfg.RPCTimeout, ops.NewRPCMetrics(reg, events.ChatService))
+	// The user-facing RPCs verify the access token the gateway forwards, with auth's
+	// public keys: fetched in the background (retrying while auth is not up) and on
+	// first use, refetched on an unknown kid; until then those RPCs answer unavailable.
+	keys := authtoken.NewKeyring(nc, log, authtoken.KeyringConfig{})
+	server, err := transport.Serve(nc, svc, keys, log, cfg.RPCTimeout, ops.NewRPCMetrics(reg, events.ChatService))
 	if err != nil {
 		return err
 	}
@@ -131,6 +136,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	relay.Replicas = cfg.StreamReplicas
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { keys.Run(gctx); return nil })
 	g.Go(func() error { return relay.Run(gctx) })
 	g.Go(func() error { return reapLoop(gctx, svc, cfg.ReapInterval, log) })
 	g.Go(func() error { return titleLoop(gctx, svc, transport.NewTitles(nc), cfg, log) })

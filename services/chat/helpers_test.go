@@ -22,6 +22,7 @@ import (
 	"github.com/parley-chat/parley/libs/devstack/natsserver"
 	"github.com/parley-chat/parley/libs/devstack/testdb"
 	"github.com/parley-chat/parley/libs/events"
+	"github.com/parley-chat/parley/libs/events/authtoken/authtokentest"
 	"github.com/parley-chat/parley/services/chat"
 )
 
@@ -45,6 +46,9 @@ type env struct {
 	natsPort int
 	nc       *nats.Conn
 	js       jetstream.JetStream
+	// tokens stands in for auth: it serves the token keys, and request forwards a
+	// token of the payload's user, as the gateway does.
+	tokens *authtokentest.Issuer
 }
 
 type envOption func(*chat.Config)
@@ -69,6 +73,7 @@ func newEnvOn(t *testing.T, d *testdb.Database, opts ...envOption) *env {
 	}
 	t.Cleanup(nc.Close)
 	e.nc = nc
+	e.tokens = authtokentest.Serve(t, nc)
 	if e.js, err = jetstream.New(nc); err != nil {
 		t.Fatalf("jetstream: %v", err)
 	}
@@ -193,7 +198,7 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 }
 
 func request[Req, Rep any](e *env, subject string, req Req) (Rep, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(e.tokens.ContextFor(context.Background(), req), 10*time.Second)
 	defer cancel()
 	return events.Request[Req, Rep](ctx, e.nc, subject, req)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/parley-chat/parley/libs/devstack/testdb"
 	"github.com/parley-chat/parley/libs/devstack/testnats"
 	"github.com/parley-chat/parley/libs/events"
+	"github.com/parley-chat/parley/libs/events/authtoken/authtokentest"
 	"github.com/parley-chat/parley/services/chat"
 )
 
@@ -72,7 +73,7 @@ func TestShutdownWhileBusy(t *testing.T) {
 	}
 	opsAddr := ln.Addr().String()
 	ln.Close()
-	e := &env{t: t, db: d.DB, ns: ns, nc: nc, js: js, cfg: chat.Config{
+	e := &env{t: t, db: d.DB, ns: ns, nc: nc, js: js, tokens: authtokentest.Serve(t, nc), cfg: chat.Config{
 		NATSURL: ns.ClientURL(),
 		DB:      db.Config{Username: d.User, Password: d.Password, Host: d.Host, Port: d.Port, Name: d.Name},
 		OpsAddr: opsAddr,
@@ -94,7 +95,7 @@ func TestShutdownWhileBusy(t *testing.T) {
 	c := mustCreate(t, e, user)
 	sendReq := events.SendMessageRequest{UserID: user, ChatID: c.ID, Content: "hello", ClientMessageID: newUser()}
 	for i := range 2 {
-		rctx, rcancel := context.WithTimeout(events.WithRequestID(context.Background(), fmt.Sprintf("req-replay-%d", i)), 10*time.Second)
+		rctx, rcancel := context.WithTimeout(events.WithRequestID(e.tokens.Context(context.Background(), user), fmt.Sprintf("req-replay-%d", i)), 10*time.Second)
 		_, err := events.Request[events.SendMessageRequest, events.SendMessageReply](rctx, nc, events.SubjectMessageSend, sendReq)
 		rcancel()
 		if err != nil {

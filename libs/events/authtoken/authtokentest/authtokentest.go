@@ -25,16 +25,30 @@ type Issuer struct {
 	priv ed25519.PrivateKey
 }
 
-// Serve answers events.SubjectAuthKeys on nc with a fresh key until the test ends
-// (the subscription survives reconnects) and returns the Issuer of that key.
-func Serve(t testing.TB, nc *nats.Conn) *Issuer {
+// New returns an Issuer of a fresh key, served nowhere yet.
+func New(t testing.TB) *Issuer {
 	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	iss := &Issuer{kid: "test-" + random(4), priv: priv}
-	body, err := json.Marshal(events.KeysReply{Keys: []events.PublicKey{{KID: iss.kid, Alg: events.TokenAlg, Key: pub}}})
+	return &Issuer{kid: "test-" + random(4), priv: priv}
+}
+
+// Serve is New followed by ServeOn.
+func Serve(t testing.TB, nc *nats.Conn) *Issuer {
+	t.Helper()
+	i := New(t)
+	i.ServeOn(t, nc)
+	return i
+}
+
+// ServeOn answers events.SubjectAuthKeys on nc with the Issuer's key until the test
+// ends (the subscription survives reconnects), as the auth service does.
+func (i *Issuer) ServeOn(t testing.TB, nc *nats.Conn) {
+	t.Helper()
+	pub := i.priv.Public().(ed25519.PublicKey)
+	body, err := json.Marshal(events.KeysReply{Keys: []events.PublicKey{{KID: i.kid, Alg: events.TokenAlg, Key: pub}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +60,6 @@ func Serve(t testing.TB, nc *nats.Conn) *Issuer {
 		t.Fatalf("serve token keys: %v", err)
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	return iss
 }
 
 // Token returns a valid 10-minute access token for userID.

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/parley-chat/parley/libs/events"
+	"github.com/parley-chat/parley/libs/events/authtoken"
 	"github.com/parley-chat/parley/libs/ops"
 	"github.com/parley-chat/parley/services/chat/internal/app"
 )
@@ -29,6 +30,7 @@ const maxInFlight = 128
 type Server struct {
 	svc      micro.Service
 	app      *app.Service
+	keys     *authtoken.Keyring
 	log      *slog.Logger
 	sem      chan struct{}
 	inflight sync.WaitGroup
@@ -36,9 +38,12 @@ type Server struct {
 
 // Serve registers the chat endpoints on nc. Each request is handled on its own
 // goroutine (micro delivers one subscription's messages one at a time), bounded by
-// maxInFlight, and measured by metrics (which may be nil).
-func Serve(nc *nats.Conn, a *app.Service, log *slog.Logger, timeout time.Duration, metrics *ops.RPCMetrics) (*Server, error) {
-	s := &Server{app: a, log: log, sem: make(chan struct{}, maxInFlight)}
+// maxInFlight, and measured by metrics (which may be nil). The user-facing endpoints
+// act only for the user named by the access token the gateway forwards, verified with
+// keys (see asUser); the worker-side ones (conversation, start, complete) carry no
+// user and are guarded by NATS permissions.
+func Serve(nc *nats.Conn, a *app.Service, keys *authtoken.Keyring, log *slog.Logger, timeout time.Duration, metrics *ops.RPCMetrics) (*Server, error) {
+	s := &Server{app: a, keys: keys, log: log, sem: make(chan struct{}, maxInFlight)}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        events.ChatService,
 		Version:     serviceVersion,
@@ -52,17 +57,18 @@ func Serve(nc *nats.Conn, a *app.Service, log *slog.Logger, timeout time.Duratio
 		name, subject string
 		h             micro.Handler
 	}{
-		{"chat-create", events.SubjectChatCreate, events.Handle(log, timeout, s.createChat)},
-		{"chat-get", events.SubjectChatGet, events.Handle(log, timeout, s.getChat)},
-		{"chat-latest", events.SubjectChatLatest, events.Handle(log, timeout, s.latestChat)},
-		{"chat-list", events.SubjectChatList, events.Handle(log, timeout, s.listChats)},
-		{"chat-update", events.SubjectChatUpdate, events.Handle(log, timeout, s.updateChat)},
-		{"chat-delete", events.SubjectChatDelete, events.Handle(log, timeout, s.deleteChat)},
-		{"chat-regenerate", events.SubjectChatRegenerate, events.Handle(log, timeout, s.regenerate)},
-		{"message-list", events.SubjectMessageList, events.Handle(log, timeout, s.listMessages)},
-		{"message-send", events.SubjectMessageSend, events.Handle(log, timeout, s.send)},
-		{"message-get", events.SubjectMessageGet, events.Handle(log, timeout, s.getMessage)},
-		{"message-cancel", events.SubjectMessageCancel, events.Handle(log, timeout, s.cancel)},
+		{"chat-create", events.SubjectChatCreate, events.Handle(log, timeout, asUser(s, createUser, s.createChat))},
+		{"chat-get", events.SubjectChatGet, events.Handle(log, timeout, asUser(s, chatRefUser, s.getChat))},
+		{"chat-latest", events.SubjectChatLatest, events.Handle(log, timeout, asUser(s, chatRefUser, s.latestChat))},
+		{"chat-list", events.SubjectChatList, events.Handle(log, timeout, asUser(s, listChatsUser, s.listChats))},
+		{"chat-update", events.SubjectChatUpdate, events.Handle(log, timeout, asUser(s, updateUser, s.updateChat))},
+		{"chat-delete", events.SubjectChatDelete, events.Handle(log, timeout, asUser(s, chatRefUser, s.deleteChat))},
+		{"chat-regenerate", events.SubjectChatRegenerate, events.Handle(log, timeout, asUser(s, chatRefUser, s.regenerate))},
+		{"message-list", events.SubjectMessageList, events.Handle(log, timeout, asUser(s, listMessagesUser, s.listMessages))},
+		{"message-send", events.SubjectMessageSend, events.Handle(log, timeout, asUser(s, sendUser, s.send))},
+		{"message-get", events.SubjectMessageGet, events.Handle(log, timeout, asUser(s, messageRefUser, s.getMessage))},
+		{"message-cancel", events.SubjectMessageCancel, events.Handle(log, timeout, asUser(s, messageRefUser, s.cancel))},
+		// Worker-side: no user, no token (NATS permissions keep the gateway out).
 		{"conversation-get", events.SubjectConversationGet, events.Handle(log, timeout, s.conversation)},
 		{"message-start", events.SubjectMessageStart, events.Handle(log, timeout, s.start)},
 		{"message-complete", events.SubjectMessageComplete, events.Handle(log, timeout, s.complete)},
@@ -75,6 +81,43 @@ func Serve(nc *nats.Conn, a *app.Service, log *slog.Logger, timeout time.Duratio
 	}
 	return s, nil
 }
+
+// asUser makes fn act only for the user the forwarded access token names
+// (events.HeaderUserToken, verified with auth's keys: signature, typ, iss, aud, exp):
+// the payload's user id (user gives its address) is set to the token's subject. No
+// token, a bad token, or a payload naming another user is unauthenticated (the
+// gateway never sends those: only a forged call does); no keys from auth yet is
+// unavailable. A token verified before costs a hash and a map look-up.
+func asUser[Req, Rep any](s *Server, user func(*Req) *string, fn events.HandlerFunc[Req, Rep]) events.HandlerFunc[Req, Rep] {
+	return func(ctx context.Context, req Req) (Rep, error) {
+		var zero Rep
+		id, err := s.keys.Verify(ctx, events.UserToken(ctx))
+		switch {
+		case errors.Is(err, authtoken.ErrNoKeys):
+			return zero, events.ErrUnavailable
+		case err != nil:
+			s.log.Warn("user request refused: no valid user token", "request_id", events.RequestID(ctx))
+			return zero, events.ErrUnauthenticated
+		}
+		uid := user(&req)
+		if *uid != "" && *uid != id.UserID {
+			s.log.Warn("user request refused: payload user is not the token's", "request_id", events.RequestID(ctx),
+				"token_user", id.UserID, "payload_user", *uid)
+			return zero, events.ErrUnauthenticated
+		}
+		*uid = id.UserID
+		return fn(ctx, req)
+	}
+}
+
+// Where each user-facing payload keeps its user id.
+func createUser(r *events.CreateChatRequest) *string         { return &r.UserID }
+func chatRefUser(r *events.ChatRef) *string                  { return &r.UserID }
+func listChatsUser(r *events.ListChatsRequest) *string       { return &r.UserID }
+func updateUser(r *events.UpdateChatRequest) *string         { return &r.UserID }
+func listMessagesUser(r *events.ListMessagesRequest) *string { return &r.UserID }
+func sendUser(r *events.SendMessageRequest) *string          { return &r.UserID }
+func messageRefUser(r *events.MessageRef) *string            { return &r.UserID }
 
 func (s *Server) concurrent(h micro.Handler) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
