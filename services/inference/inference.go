@@ -308,6 +308,7 @@ func buildCatalog(cfg Config, log *slog.Logger) (*app.Catalog, func(context.Cont
 			Name: "HuggingFace", BaseURL: cfg.HFBaseURL, Token: cfg.HFToken,
 			TokenVar: "HF_API_TOKEN", BaseURLVar: "HF_CHAT_BASE_URL",
 			FirstByteTimeout: cfg.ProviderTimeout, IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxGeneration, Log: log,
+			MaxIdleConnsPerHost: cfg.Concurrency,
 		})
 		for _, id := range hfModels(cfg) {
 			entries = append(entries, newEntry(id, path.Base(id), events.ProviderHuggingFace, 0, hf))
@@ -322,6 +323,7 @@ func buildCatalog(cfg Config, log *slog.Logger) (*app.Catalog, func(context.Cont
 			Name: "The OpenAI-compatible server", BaseURL: cfg.OpenAIBaseURL, Token: cfg.OpenAIKey,
 			TokenVar: "OPENAI_API_KEY", BaseURLVar: "OPENAI_BASE_URL",
 			FirstByteTimeout: cfg.ProviderTimeout, IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxGeneration, Log: log,
+			MaxIdleConnsPerHost: cfg.Concurrency,
 		})
 		for _, id := range clean(cfg.OpenAIModels) {
 			entries = append(entries, newEntry(id, id, oaProvider, 0, oa))

@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley-chat/parley/libs/events"
@@ -46,6 +47,10 @@ type Options struct {
 	MaxDuration      time.Duration
 	// Transport is the HTTP transport (a default one with connect timeouts when nil).
 	Transport http.RoundTripper
+	// MaxIdleConnsPerHost is how many idle connections the default transport keeps
+	// per host (at least 32): set it to the number of calls made at once, or every
+	// call beyond it dials (and, over HTTPS, handshakes) a new connection.
+	MaxIdleConnsPerHost int
 	Log       *slog.Logger
 }
 
@@ -80,8 +85,8 @@ func New(o Options) *Client {
 			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			TLSHandshakeTimeout:   10 * time.Second,
 			ForceAttemptHTTP2:     true,
-			MaxIdleConns:          100,
-			MaxIdleConnsPerHost:   32,
+			MaxIdleConns:          max(100, o.MaxIdleConnsPerHost),
+			MaxIdleConnsPerHost:   max(32, o.MaxIdleConnsPerHost),
 			IdleConnTimeout:       90 * time.Second,
 			ExpectContinueTimeout: time.Second,
 		}
@@ -107,23 +112,67 @@ var (
 	errFinished = errors.New("finished")
 )
 
-// watchdog cancels a call when nothing arrives for a while.
+// watchdog cancels a call when nothing arrives for a while. A line arriving only
+// records the time (an atomic store, not a timer reset per line); when the timer
+// fires it re-arms itself for the rest of the window if something arrived meanwhile.
 type watchdog struct {
-	mu sync.Mutex
-	t  *time.Timer
+	mu      sync.Mutex
+	t       *time.Timer
+	stopped bool
+	// idle is the silence allowed after the first line; 0 until one arrived (the
+	// first-byte timeout runs until then).
+	idle atomic.Int64
+	// last is when the latest line arrived (unix nanoseconds).
+	last atomic.Int64
+	fire func()
 }
 
-func (w *watchdog) reset(d time.Duration) {
+func newWatchdog(first time.Duration, fire func()) *watchdog {
+	w := &watchdog{fire: fire}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.t.Reset(d)
+	w.t = time.AfterFunc(first, w.expired)
+	return w
+}
+
+// alive records that something arrived; from now on d of silence cancels the call.
+func (w *watchdog) alive(d time.Duration) {
+	w.last.Store(time.Now().UnixNano())
+	if w.idle.Load() != int64(d) {
+		w.idle.Store(int64(d))
+		// The first line: the remaining first-byte wait may be longer or shorter
+		// than the idle window.
+		w.mu.Lock()
+		if !w.stopped {
+			w.t.Reset(d)
+		}
+		w.mu.Unlock()
+	}
+}
+
+func (w *watchdog) expired() {
+	if idle := time.Duration(w.idle.Load()); idle > 0 {
+		if left := idle - time.Since(time.Unix(0, w.last.Load())); left > 0 {
+			w.mu.Lock()
+			if !w.stopped {
+				w.t.Reset(left)
+			}
+			w.mu.Unlock()
+			return
+		}
+	}
+	w.fire()
 }
 
 func (w *watchdog) stop() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.stopped = true
 	w.t.Stop()
 }
+
+// readers are the buffered readers of provider streams, reused from call to call.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
 
 // Stream implements app.Provider: one streaming chat completion.
 func (c *Client) Stream(ctx context.Context, req app.ChatRequest, onDelta func(string)) (app.ChatResult, error) {
@@ -139,7 +188,7 @@ func (c *Client) Stream(ctx context.Context, req app.ChatRequest, onDelta func(s
 	defer cancel(errFinished)
 	ctx, cancelMax := context.WithTimeoutCause(ctx, c.o.MaxDuration, errTooLong)
 	defer cancelMax()
-	wd := &watchdog{t: time.AfterFunc(c.o.FirstByteTimeout, func() { cancel(errStalled) })}
+	wd := newWatchdog(c.o.FirstByteTimeout, func() { cancel(errStalled) })
 	defer wd.stop()
 
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.o.BaseURL+"/chat/completions", bytes.NewReader(body))
@@ -170,11 +219,16 @@ func (c *Client) Stream(ctx context.Context, req app.ChatRequest, onDelta func(s
 		}
 		return s.whole(raw)
 	}
-	r := bufio.NewReaderSize(resp.Body, 64<<10)
+	r := readers.Get().(*bufio.Reader)
+	r.Reset(resp.Body)
+	defer func() {
+		r.Reset(nil)
+		readers.Put(r)
+	}()
 	for {
 		line, rerr := readLine(r)
 		if len(line) > 0 || rerr == nil {
-			wd.reset(c.o.IdleTimeout)
+			wd.alive(c.o.IdleTimeout)
 		}
 		if len(line) > 0 {
 			done, err := s.line(line, rerr != nil)
