@@ -58,6 +58,7 @@ func newOllamaDiscovery(cfg Config, cat *app.Catalog, log *slog.Logger) *ollamaD
 	client := provider.New(provider.Options{
 		Name: "Ollama", BaseURL: base, BaseURLVar: "OLLAMA_URL",
 		FirstByteTimeout: cfg.ProviderTimeout, IdleTimeout: cfg.IdleTimeout, MaxDuration: cfg.MaxGeneration, Log: log,
+		MaxIdleConnsPerHost: cfg.Concurrency,
 	})
 	every := cfg.OllamaProbeInterval
 	if every <= 0 {
