@@ -20,6 +20,7 @@ import (
 	"github.com/parley-chat/parley/libs/devstack/testdb"
 	"github.com/parley-chat/parley/libs/devstack/testnats"
 	"github.com/parley-chat/parley/libs/events"
+	"github.com/parley-chat/parley/libs/events/authtoken/authtokentest"
 	"github.com/parley-chat/parley/services/chat"
 	"github.com/parley-chat/parley/services/inference"
 )
@@ -27,14 +28,16 @@ import (
 // env is NATS, a real chat service on its own database, the fake HF router and one
 // inference worker, talked to over NATS like the gateway does.
 type env struct {
-	t    *testing.T
-	nc   *nats.Conn
-	js   jetstream.JetStream
-	ns   interface{ ClientURL() string }
-	fake *fakehf.Server
-	cfg  inference.Config
-	log  *slog.Logger
-	logs *syncBuffer
+	t  *testing.T
+	nc *nats.Conn
+	// tokens serves the token keys chat verifies forwarded user tokens with.
+	tokens *authtokentest.Issuer
+	js     jetstream.JetStream
+	ns     interface{ ClientURL() string }
+	fake   *fakehf.Server
+	cfg    inference.Config
+	log    *slog.Logger
+	logs   *syncBuffer
 	// stopWorker stops the first inference worker; workers lists every worker started.
 	stopWorker func()
 	workers    []*workerHandle
@@ -214,6 +217,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	}
 	t.Cleanup(nc.Close)
 	e.nc = nc
+	e.tokens = authtokentest.Serve(t, nc) // stands in for auth's token keys
 	if e.js, err = jetstream.New(nc); err != nil {
 		t.Fatalf("jetstream: %v", err)
 	}
@@ -266,7 +270,8 @@ func (e *env) startWorkerWith(cfg inference.Config, mustBeClean bool) *workerHan
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
 func request[Req, Rep any](e *env, subject string, req Req) (Rep, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// chat acts only as the user of the forwarded token: forward one for the payload's user.
+	ctx, cancel := context.WithTimeout(e.tokens.ContextFor(context.Background(), req), 10*time.Second)
 	defer cancel()
 	return events.Request[Req, Rep](ctx, e.nc, subject, req)
 }
