@@ -186,6 +186,10 @@ func testNATSPermissions(t *testing.T, s *stack) {
 		_, err := gw.nc.Request(events.SubjectAuthKeys, []byte(`{}`), 3*time.Second)
 		return err
 	})
+	ch.allowed(t, "chat asks for the token keys", func() error {
+		_, err := ch.nc.Request(events.SubjectAuthKeys, []byte(`{}`), 3*time.Second)
+		return err
+	})
 	for _, c := range []struct {
 		name string
 		c    *natsClient

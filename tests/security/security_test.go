@@ -15,6 +15,7 @@ func TestSecurity(t *testing.T) {
 	t.Run("NATS permissions", func(t *testing.T) { testNATSPermissions(t, s) })
 	t.Run("MySQL least privilege", func(t *testing.T) { testMySQLLeastPrivilege(t, s) })
 	t.Run("JWT tampering", func(t *testing.T) { testJWTTampering(t, s) })
+	t.Run("forwarded user token", func(t *testing.T) { testForwardedToken(t, s) })
 	t.Run("session revocation", func(t *testing.T) { testSessionRevocation(t, s) })
 	t.Run("key rotation", func(t *testing.T) { testKeyRotation(t, s) })
 	t.Run("brute force", func(t *testing.T) { testBruteForce(t, s) })

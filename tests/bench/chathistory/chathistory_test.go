@@ -335,7 +335,8 @@ func BenchmarkChatHistory(b *testing.B) {
 type listFunc func(b *testing.B, q, cursor string) string
 
 func (s *stack) natsList(b *testing.B, q, cursor string) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// As the gateway does: chat acts only as the user of the forwarded access token.
+	ctx, cancel := context.WithTimeout(events.WithUserToken(context.Background(), s.token), 10*time.Second)
 	defer cancel()
 	rep, err := events.Request[events.ListChatsRequest, events.ListChatsReply](ctx, s.nc, events.SubjectChatList,
 		events.ListChatsRequest{UserID: s.userID, Limit: events.DefaultPageSize, Cursor: cursor, Query: q})
