@@ -129,18 +129,28 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanChat(sc scanner) (app.Chat, error) {
 	var c app.Chat
-	var prompt sql.NullString
-	var due sql.NullTime
-	if err := sc.Scan(&c.ID, &c.UserID, &c.Title, &c.TitleProvisional, &due, &c.TitleAttempts, &c.Model, &prompt,
-		&c.CreatedAt, &c.UpdatedAt); err != nil {
+	dest, finish := chatFields(&c)
+	if err := sc.Scan(dest...); err != nil {
 		return app.Chat{}, mapErr(err)
 	}
-	c.SystemPrompt = prompt.String
-	if due.Valid {
-		t := due.Time.UTC()
-		c.TitleDueAt = &t
-	}
+	finish()
 	return c, nil
+}
+
+// chatFields returns the scan destinations of chatCols for c, and what to run after
+// the scan.
+func chatFields(c *app.Chat) (dest []any, finish func()) {
+	var prompt sql.NullString
+	var due sql.NullTime
+	dest = []any{&c.ID, &c.UserID, &c.Title, &c.TitleProvisional, &due, &c.TitleAttempts, &c.Model, &prompt,
+		&c.CreatedAt, &c.UpdatedAt}
+	return dest, func() {
+		c.SystemPrompt = prompt.String
+		if due.Valid {
+			t := due.Time.UTC()
+			c.TitleDueAt = &t
+		}
+	}
 }
 
 const messageCols = "seq, id, chat_id, user_id, role, content, status, model, client_message_id, reply_to, " +
@@ -148,29 +158,45 @@ const messageCols = "seq, id, chat_id, user_id, role, content, status, model, cl
 
 func scanMessage(sc scanner) (app.Message, error) {
 	var m app.Message
+	dest, finish := messageFields(&m)
+	if err := sc.Scan(dest...); err != nil {
+		return app.Message{}, mapErr(err)
+	}
+	finish()
+	return m, nil
+}
+
+// messageFields returns the scan destinations of messageCols for m, and what to run
+// after the scan.
+func messageFields(m *app.Message) (dest []any, finish func()) {
 	var clientID, replyTo, errCode, errMsg, attempt sql.NullString
 	var prompt, completion sql.NullInt64
 	var finished, cancelRequested sql.NullTime
-	if err := sc.Scan(&m.Seq, &m.ID, &m.ChatID, &m.UserID, &m.Role, &m.Content, &m.Status, &m.Model,
-		&clientID, &replyTo, &errCode, &errMsg, &prompt, &completion, &m.CreatedAt, &finished, &cancelRequested, &attempt); err != nil {
-		return app.Message{}, mapErr(err)
+	dest = []any{&m.Seq, &m.ID, &m.ChatID, &m.UserID, &m.Role, &m.Content, &m.Status, &m.Model,
+		&clientID, &replyTo, &errCode, &errMsg, &prompt, &completion, &m.CreatedAt, &finished, &cancelRequested, &attempt}
+	return dest, func() {
+		m.ClientMessageID, m.ReplyTo, m.AttemptID = clientID.String, replyTo.String, attempt.String
+		m.ErrorCode, m.ErrorMessage = errCode.String, errMsg.String
+		if prompt.Valid || completion.Valid {
+			m.Usage = &events.Usage{PromptTokens: int(prompt.Int64), CompletionTokens: int(completion.Int64)}
+		}
+		if finished.Valid {
+			t := finished.Time.UTC()
+			m.FinishedAt = &t
+		}
+		if cancelRequested.Valid {
+			t := cancelRequested.Time.UTC()
+			m.CancelRequestedAt = &t
+		}
+		m.CreatedAt = m.CreatedAt.UTC()
 	}
-	m.ClientMessageID, m.ReplyTo, m.AttemptID = clientID.String, replyTo.String, attempt.String
-	m.ErrorCode, m.ErrorMessage = errCode.String, errMsg.String
-	if prompt.Valid || completion.Valid {
-		m.Usage = &events.Usage{PromptTokens: int(prompt.Int64), CompletionTokens: int(completion.Int64)}
-	}
-	if finished.Valid {
-		t := finished.Time.UTC()
-		m.FinishedAt = &t
-	}
-	if cancelRequested.Valid {
-		t := cancelRequested.Time.UTC()
-		m.CancelRequestedAt = &t
-	}
-	m.CreatedAt = m.CreatedAt.UTC()
-	return m, nil
 }
+
+// lockChatMessage locks the chat, then the message, in one statement: both are found
+// by unique keys, and STRAIGHT_JOIN reads (and locks) them in that order, the order
+// every transaction takes its locks in.
+var lockChatMessage = "SELECT " + prefixed("c.", chatCols) + ", " + prefixed("m.", messageCols) +
+	" FROM chats c STRAIGHT_JOIN messages m ON m.chat_id = c.id WHERE c.id = ? AND m.id = ? FOR UPDATE"
 
 func (r reader) chat(ctx context.Context, query string, args ...any) (app.Chat, error) {
 	c, err := scanChat(r.q.QueryRowContext(ctx, query, args...))
@@ -345,16 +371,17 @@ func (t *tx) LockMessage(ctx context.Context, messageID string) (app.Message, ap
 	return t.LockMessageIn(ctx, chatID, messageID)
 }
 
-// LockMessageIn implements app.Tx.
+// LockMessageIn implements app.Tx: one statement locks the chat, then the message.
 func (t *tx) LockMessageIn(ctx context.Context, chatID, messageID string) (app.Message, app.Chat, error) {
-	c, err := t.LockChat(ctx, chatID)
-	if err != nil {
-		return app.Message{}, app.Chat{}, err
+	var c app.Chat
+	var m app.Message
+	cdest, cfinish := chatFields(&c)
+	mdest, mfinish := messageFields(&m)
+	if err := t.q.QueryRowContext(ctx, lockChatMessage, chatID, messageID).Scan(append(cdest, mdest...)...); err != nil {
+		return app.Message{}, app.Chat{}, fmt.Errorf("lock chat and message: %w", mapErr(err))
 	}
-	m, err := t.message(ctx, "SELECT "+messageCols+" FROM messages WHERE id = ? AND chat_id = ? FOR UPDATE", messageID, chatID)
-	if err != nil {
-		return app.Message{}, app.Chat{}, err
-	}
+	cfinish()
+	mfinish()
 	return m, c, nil
 }
 
@@ -423,6 +450,24 @@ func (t *tx) UpdateMessage(ctx context.Context, m app.Message) error {
 		m.FinishedAt, m.CancelRequestedAt, nullString(m.AttemptID), m.ID)
 	if err != nil {
 		return fmt.Errorf("update message: %w", mapErr(err))
+	}
+	return nil
+}
+
+// UpdateMessageAndChat implements app.Tx: UpdateMessage and UpdateChat in one
+// multi-table UPDATE (both rows are locked by the caller).
+func (t *tx) UpdateMessageAndChat(ctx context.Context, m app.Message, c app.Chat) error {
+	prompt, completion := usageArgs(m.Usage)
+	_, err := t.q.ExecContext(ctx, `UPDATE messages m JOIN chats c ON c.id = m.chat_id SET m.status = ?, m.content = ?,
+		m.model = ?, m.error_code = ?, m.error_message = ?, m.prompt_tokens = ?, m.completion_tokens = ?,
+		m.finished_at = ?, m.cancel_requested_at = ?, m.attempt_id = ?, c.title = ?, c.title_provisional = ?,
+		c.title_due_at = ?, c.title_attempts = ?, c.model = ?, c.system_prompt = ?, c.updated_at = ?
+		WHERE m.id = ? AND c.id = ?`,
+		m.Status, m.Content, m.Model, nullString(m.ErrorCode), nullString(m.ErrorMessage), prompt, completion,
+		m.FinishedAt, m.CancelRequestedAt, nullString(m.AttemptID), c.Title, c.TitleProvisional, c.TitleDueAt,
+		c.TitleAttempts, c.Model, nullString(c.SystemPrompt), c.UpdatedAt, m.ID, c.ID)
+	if err != nil {
+		return fmt.Errorf("update message and chat: %w", mapErr(err))
 	}
 	return nil
 }

@@ -1,0 +1,117 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+
+	"github.com/parley-chat/parley/libs/events"
+	"github.com/parley-chat/parley/services/chat/internal/app"
+)
+
+// LockMessageIn reads the chat and the message with one statement and holds both row
+// locks until the transaction ends; a message of another chat is not found.
+func TestLockMessageInLocksChatAndMessage(t *testing.T) {
+	s, sqlDB := newOutboxStore(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
+	user, chatA, chatB, msg := newID(), newID(), newID(), newID()
+	for _, c := range []string{chatA, chatB} {
+		if _, err := sqlDB.Exec("INSERT INTO chats (id, user_id, title, model, system_prompt, created_at, updated_at) VALUES (?, ?, 't', 'm', 'be brief', ?, ?)",
+			c, user, now, now); err != nil {
+			t.Fatalf("insert chat: %v", err)
+		}
+	}
+	if _, err := sqlDB.Exec(`INSERT INTO messages (id, chat_id, user_id, role, content, status, model, reply_to, created_at, attempt_id)
+		VALUES (?, ?, ?, 'assistant', 'partial', 'streaming', 'm', ?, ?, 'a1')`, msg, chatA, user, newID(), now); err != nil {
+		t.Fatalf("insert message: %v", err)
+	}
+
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		t.Fatalf("conn: %v", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SET SESSION innodb_lock_wait_timeout = 1"); err != nil {
+		t.Fatalf("set lock wait timeout: %v", err)
+	}
+	err = s.InTx(ctx, func(ctx context.Context, atx app.Tx) error {
+		m, c, err := atx.LockMessageIn(ctx, chatA, msg)
+		if err != nil {
+			return err
+		}
+		if c.ID != chatA || c.SystemPrompt != "be brief" || !c.CreatedAt.Equal(now) || m.ID != msg || m.ChatID != chatA ||
+			m.Content != "partial" || m.AttemptID != "a1" || !m.CreatedAt.Equal(now) {
+			t.Errorf("read chat %+v and message %+v", c, m)
+		}
+		for q, arg := range map[string]string{
+			"SELECT id FROM chats WHERE id = ? FOR UPDATE":    chatA,
+			"SELECT id FROM messages WHERE id = ? FOR UPDATE": msg,
+		} {
+			var id string
+			if err := conn.QueryRowContext(ctx, q, arg).Scan(&id); err == nil {
+				t.Errorf("%s: not locked", q)
+			}
+		}
+		if _, _, err := atx.LockMessageIn(ctx, chatB, msg); !errors.Is(err, app.ErrNotFound) {
+			t.Errorf("message in another chat: err = %v, want not found", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("transaction: %v", err)
+	}
+}
+
+// UpdateMessageAndChat stores the message's and the chat's mutable fields in one
+// statement.
+func TestUpdateMessageAndChat(t *testing.T) {
+	s, sqlDB := newOutboxStore(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
+	user, chat, other, msg := newID(), newID(), newID(), newID()
+	for _, c := range []string{chat, other} {
+		if _, err := sqlDB.Exec("INSERT INTO chats (id, user_id, title, model, created_at, updated_at) VALUES (?, ?, 't', 'm', ?, ?)",
+			c, user, now, now); err != nil {
+			t.Fatalf("insert chat: %v", err)
+		}
+	}
+	if _, err := sqlDB.Exec(`INSERT INTO messages (id, chat_id, user_id, role, content, status, model, created_at)
+		VALUES (?, ?, ?, 'assistant', '', 'streaming', 'm', ?)`, msg, chat, user, now); err != nil {
+		t.Fatalf("insert message: %v", err)
+	}
+	later := now.Add(time.Second)
+	var wantM app.Message
+	var wantC app.Chat
+	err := s.InTx(ctx, func(ctx context.Context, atx app.Tx) error {
+		m, c, err := atx.LockMessageIn(ctx, chat, msg)
+		if err != nil {
+			return err
+		}
+		m.Status, m.Content, m.Model, m.FinishedAt = "complete", "the answer", "m2", &later
+		m.Usage = &events.Usage{PromptTokens: 3, CompletionTokens: 5}
+		c.Title, c.TitleDueAt, c.TitleAttempts, c.UpdatedAt, c.SystemPrompt = "new", &later, 2, later, "sp"
+		wantM, wantC = m, c
+		return atx.UpdateMessageAndChat(ctx, m, c)
+	})
+	if err != nil {
+		t.Fatalf("transaction: %v", err)
+	}
+	gotM := must(s.MessageByID(ctx, msg))(t)
+	gotC := must(s.ChatByID(ctx, chat))(t)
+	if diff := cmp.Diff(wantM, gotM); diff != "" {
+		t.Errorf("message (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantC, gotC); diff != "" {
+		t.Errorf("chat (-want +got):\n%s", diff)
+	}
+	if o := must(s.ChatByID(ctx, other))(t); o.Title != "t" || !o.UpdatedAt.Equal(now) {
+		t.Errorf("another chat changed: %+v", o)
+	}
+}
