@@ -183,7 +183,8 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("service", "inference")
+	// Records logged with a context carry its request id.
+	log = events.WithRequestIDLogging(log).With("service", "inference")
 	limits, err := transport.ParseModelLimits(cfg.ModelConcurrency)
 	if err != nil {
 		return fmt.Errorf("INFERENCE_MODEL_CONCURRENCY: %w", err)

@@ -110,16 +110,17 @@ func (a *Answerer) backoff(n int, hint time.Duration) time.Duration {
 // Answer writes one answer. It returns when the answer is complete, failed for good,
 // must be parked, or ctx is cancelled.
 func (a *Answerer) Answer(ctx context.Context, job Job, sink Sink) Outcome {
+	// The *Context calls add the request id the context carries (events.ContextHandler).
 	log := a.Log.With("message_id", job.MessageID)
 	obs := a.observer()
 	entry, exact, found := a.Catalog.Resolve(job.Conversation.Model)
 	if !found {
-		log.Error("answer failed", "code", events.CodeModelNotFound, "reason", "no model configured")
+		log.ErrorContext(ctx, "answer failed", "code", events.CodeModelNotFound, "reason", "no model configured")
 		return Outcome{Status: events.StatusFailed, Model: job.Conversation.Model, Err: events.Errorf(events.CodeModelNotFound,
 			"No model is configured on the inference workers.")}
 	}
 	if !exact {
-		log.Warn("chat model not configured, using the default", "chat_model", job.Conversation.Model, "model", entry.Model.ID)
+		log.WarnContext(ctx, "chat model not configured, using the default", "chat_model", job.Conversation.Model, "model", entry.Model.ID)
 	}
 	out := Outcome{Model: entry.Model.ID, Attempts: job.Attempts, RetrySince: job.RetrySince}
 	maxTokens := a.MaxTokens
@@ -146,11 +147,11 @@ func (a *Answerer) Answer(ctx context.Context, job Job, sink Sink) Outcome {
 		default:
 			out.Err = events.Errorf(events.CodeProviderInvalid, "There is no question to answer in this chat.")
 		}
-		log.Warn("answer failed", "model", entry.Model.ID, "code", out.Err.Code, "reason", err.Error())
+		log.WarnContext(ctx, "answer failed", "model", entry.Model.ID, "code", out.Err.Code, "reason", err.Error())
 		return out
 	}
 	if prompt.Dropped > 0 {
-		log.Info("conversation trimmed to fit the context window", "dropped_turns", prompt.Dropped, "model", entry.Model.ID)
+		log.InfoContext(ctx, "conversation trimmed to fit the context window", "dropped_turns", prompt.Dropped, "model", entry.Model.ID)
 	}
 	req := ChatRequest{Model: entry.Upstream, Messages: prompt.Messages, MaxTokens: maxTokens}
 
@@ -177,7 +178,7 @@ func (a *Answerer) Answer(ctx context.Context, job Job, sink Sink) Outcome {
 			park = &Park{Reason: lastErr.Reason, Wait: d, RetryAt: at, Code: lastErr.Code}
 			return 0, true
 		}
-		log.Info("provider busy, retrying", "model", entry.Model.ID, "code", lastErr.Code, "status", lastErr.Status,
+		log.InfoContext(ctx, "provider busy, retrying", "model", entry.Model.ID, "code", lastErr.Code, "status", lastErr.Status,
 			"reason", lastErr.Reason, "wait", d.String(), "attempt", out.Attempts)
 		sink.Waiting(ctx, lastErr.Reason, at)
 		return d, false
@@ -223,7 +224,7 @@ func (a *Answerer) Answer(ctx context.Context, job Job, sink Sink) Outcome {
 		var pe *ProviderError
 		if !errors.As(err, &pe) {
 			pe = &ProviderError{Code: events.CodeProviderError, Message: "The model provider failed in an unexpected way."}
-			log.Error("provider failed", "err", err)
+			log.ErrorContext(ctx, "provider failed", "err", err)
 		}
 		obs.ProviderError(entry.Model.ID, pe.Code)
 		lastErr = pe
@@ -241,7 +242,7 @@ func (a *Answerer) Answer(ctx context.Context, job Job, sink Sink) Outcome {
 		out.Status = events.StatusCancelled
 	case park != nil:
 		out.Park = park
-		log.Info("provider asks for a long wait, parking the answer", "model", entry.Model.ID, "code", park.Code,
+		log.InfoContext(ctx, "provider asks for a long wait, parking the answer", "model", entry.Model.ID, "code", park.Code,
 			"reason", park.Reason, "wait", park.Wait.String(), "attempt", out.Attempts)
 	default:
 		out.Status = events.StatusFailed
@@ -260,7 +261,7 @@ func (a *Answerer) Answer(ctx context.Context, job Job, sink Sink) Outcome {
 				a.now().Sub(out.RetrySince).Round(time.Second), a.RetryMaxWait)
 		}
 		out.Err = &events.Error{Code: pe.Code, Message: msg, RetryAfter: int(pe.RetryAfter.Round(time.Second) / time.Second)}
-		log.Warn("answer failed", "model", entry.Model.ID, "code", pe.Code, "status", pe.Status, "attempts", out.Attempts,
+		log.WarnContext(ctx, "answer failed", "model", entry.Model.ID, "code", pe.Code, "status", pe.Status, "attempts", out.Attempts,
 			"retryable", pe.Retryable)
 	}
 	return out

@@ -51,7 +51,7 @@ type Options struct {
 	// per host (at least 32): set it to the number of calls made at once, or every
 	// call beyond it dials (and, over HTTPS, handshakes) a new connection.
 	MaxIdleConnsPerHost int
-	Log       *slog.Logger
+	Log                 *slog.Logger
 }
 
 // Client is an OpenAI-compatible chat client.

@@ -60,7 +60,15 @@ type Worker struct {
 	stream jetstream.Stream
 	// genStored is when (unix nanoseconds) a generation event was last stored.
 	genStored atomic.Int64
+	// cancels are the answers being written, by message id, for the worker's one
+	// subscription to cancel signals (no subscription per answer).
+	cancels cancelRegistry
 }
+
+// maxFetch bounds how many events one pull asks for: a pull asks for as many as
+// there are free slots, so that one pull request (and one reply subscription) serves
+// several events instead of one each.
+const maxFetch = 64
 
 // genFresh is how recently a generation event must have been stored for a first
 // delivery to skip reading its (empty) generation subject.
@@ -129,6 +137,14 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("subscribe to cancels: %w", err)
 	}
 	defer func() { _ = cancelSub.Unsubscribe() }()
+	// Every worker hears every cancel (they are rare) and stops the answer it writes.
+	heldSub, err := w.NC.Subscribe(events.SubjectCancel("*"), func(m *nats.Msg) {
+		w.cancels.fire(strings.TrimPrefix(m.Subject, events.SubjectCancel("")))
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to cancels: %w", err)
+	}
+	defer func() { _ = heldSub.Unsubscribe() }()
 
 	// Answers run on their own context: cancelling it (shutdown) stops them all.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -145,35 +161,58 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		}
-		fetchCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		msg, err := cons.Next(jetstream.FetchContext(fetchCtx))
-		cancel()
-		if err != nil {
-			<-sem
-			switch {
-			case ctx.Err() != nil:
-				return nil
-			case errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-			case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrConsumerDeleted),
-				errors.Is(err, jetstream.ErrStreamNotFound):
-				w.Log.Warn("consumer gone, creating it again", "err", err)
-				if cons, err = w.consumer(ctx); err != nil {
-					return nil
-				}
+		// Ask for as many events as there are free slots.
+		slots := 1
+	claim:
+		for slots < maxFetch {
+			select {
+			case sem <- struct{}{}:
+				slots++
 			default:
-				w.Log.Warn("fetch event", "err", err)
-				sleep(ctx, time.Second)
+				break claim
 			}
+		}
+		fetchCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		batch, err := cons.Fetch(slots, jetstream.FetchContext(fetchCtx))
+		if err == nil {
+			for msg := range batch.Messages() {
+				if ctx.Err() != nil {
+					_ = msg.Nak() // stopping: another worker takes it at once
+					continue
+				}
+				slots--
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer func() { <-sem }()
+					w.Metrics.begin()
+					defer w.Metrics.end()
+					w.handle(workCtx, msg)
+				}()
+			}
+			err = batch.Error()
+		}
+		cancel()
+		for range slots {
+			<-sem
+		}
+		if err == nil {
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			w.Metrics.begin()
-			defer w.Metrics.end()
-			w.handle(workCtx, msg)
-		}()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrConsumerDeleted),
+			errors.Is(err, jetstream.ErrStreamNotFound):
+			w.Log.Warn("consumer gone, creating it again", "err", err)
+			if cons, err = w.consumer(ctx); err != nil {
+				return nil
+			}
+		default:
+			w.Log.Warn("fetch event", "err", err)
+			sleep(ctx, time.Second)
+		}
 	}
 }
 
@@ -311,17 +350,11 @@ func (j *job) run(ctx context.Context) {
 	w := j.w
 	genCtx, cancelGen := context.WithCancelCause(ctx)
 	defer cancelGen(nil)
-	var userCancelled atomic.Bool
-	sub, err := w.NC.Subscribe(events.SubjectCancel(j.messageID), func(*nats.Msg) {
-		userCancelled.Store(true)
-		cancelGen(errUserCancel)
-	})
-	if err != nil {
-		j.counted = int(j.delivered)
-		j.retryLater(ctx, "subscribe to cancel", err)
-		return
-	}
-	defer func() { _ = sub.Unsubscribe() }()
+	watch := &cancelWatch{cancel: cancelGen}
+	w.cancels.add(j.messageID, watch)
+	defer w.cancels.remove(j.messageID, watch)
+	userCancelled := &watch.fired
+	var err error
 
 	// What earlier deliveries left on the generation subject says how many of them
 	// count, and how far the retry budget went. A first delivery has none to read.
@@ -337,7 +370,7 @@ func (j *job) run(ctx context.Context) {
 		}
 		if j.last.terminal() {
 			j.log.Info("answer already finished, skipping")
-			j.ack(ctx)
+			j.ack()
 			return
 		}
 		if j.last.state != nil {
@@ -397,7 +430,7 @@ func (j *job) run(ctx context.Context) {
 		cancel()
 		if errors.Is(err, errAlreadyTerminal) {
 			j.log.Info("answer finished meanwhile, skipping")
-			j.ack(ctx)
+			j.ack()
 			return
 		}
 		if err != nil {
@@ -447,7 +480,7 @@ func (j *job) run(ctx context.Context) {
 		if errors.As(err, &e) && e.Code == events.CodeNotFound {
 			j.log.Info("chat deleted while answering")
 			pub.drain(fctx)
-			j.ack(fctx)
+			j.ack()
 			return
 		}
 		if staleAttempt(err) {
@@ -464,18 +497,25 @@ func (j *job) run(ctx context.Context) {
 		_ = j.msg.NakWithDelay(nakDelay(uint64(j.counted)))
 		return
 	}
+	// Counted once stored, before clients hear of it.
+	w.Metrics.answers.WithLabelValues(stored.Status).Inc()
 	if err := pub.finish(fctx, terminalEvent(stored)); err != nil {
 		j.log.Warn("publish terminal event", "err", err)
 	}
-	w.Metrics.answers.WithLabelValues(stored.Status).Inc()
-	j.log.Info("answer finished", "status", stored.Status, "model", out.Model, "attempts", out.Attempts,
+	// A routine completion is a debug line (one per chat turn); anything else stays
+	// visible at info.
+	level := slog.LevelInfo
+	if stored.Status == events.StatusComplete && out.Attempts <= 1 {
+		level = slog.LevelDebug
+	}
+	j.log.Log(ctx, level, "answer finished", "status", stored.Status, "model", out.Model, "attempts", out.Attempts,
 		"chars", len(out.Content))
 	if out.Status == events.StatusFailed {
 		// A provider failure is stored; a redelivery would not do better.
 		_ = j.msg.Term()
 		return
 	}
-	j.ack(fctx)
+	j.ack()
 }
 
 // staleAttempt says chat refused a completion because another attempt started the
@@ -508,7 +548,7 @@ func (j *job) handBack(ctx context.Context, pub *genPublisher, reason string, d 
 	if err := pub.handBack(pctx, reason, time.Now().Add(d)); err != nil {
 		if errors.Is(err, errAlreadyTerminal) {
 			j.log.Info("answer finished meanwhile, skipping")
-			j.ack(pctx)
+			j.ack()
 			return
 		}
 		// Without the record the delivery counts; it is still better than holding a slot.
@@ -527,8 +567,11 @@ func jitter(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * (0.75 + 0.5*rand.Float64()))
 }
 
-func (j *job) ack(ctx context.Context) {
-	if err := j.msg.DoubleAck(ctx); err != nil {
+// ack acknowledges the event without waiting for the server to confirm it: an ack
+// lost on the way only brings a redelivery after the ack wait, which finds the
+// answer finished on its generation subject and acks it then.
+func (j *job) ack() {
+	if err := j.msg.Ack(); err != nil {
 		j.log.Warn("ack event", "err", err)
 	}
 }
@@ -577,24 +620,75 @@ func terminalEvent(m events.Message) events.GenerationEvent {
 	return events.GenerationEvent{Type: events.GenDone, Message: &msg}
 }
 
-// heartbeat tells JetStream the event is still being worked on until stopped.
+// heartbeat tells JetStream the event is still being worked on until stopped (a
+// timer that re-arms itself: no goroutine per answer).
 func (j *job) heartbeat() func() {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(j.w.Heartbeat)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if err := j.msg.InProgress(); err != nil {
-					j.log.Warn("in-progress ack", "err", err)
-				}
-			}
+	var mu sync.Mutex
+	stopped := false
+	mu.Lock()
+	defer mu.Unlock()
+	var t *time.Timer
+	t = time.AfterFunc(j.w.Heartbeat, func() {
+		if err := j.msg.InProgress(); err != nil {
+			j.log.Warn("in-progress ack", "err", err)
 		}
-	}()
-	return func() { close(done) }
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			t.Reset(j.w.Heartbeat)
+		}
+	})
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
+	}
+}
+
+// cancelRegistry maps the message ids of the answers being written to what stops them.
+type cancelRegistry struct {
+	mu sync.Mutex
+	m  map[string]map[*cancelWatch]struct{}
+}
+
+// cancelWatch stops one attempt at an answer; fired says a cancel was heard.
+type cancelWatch struct {
+	cancel context.CancelCauseFunc
+	fired  atomic.Bool
+}
+
+func (r *cancelRegistry) add(messageID string, c *cancelWatch) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[string]map[*cancelWatch]struct{}{}
+	}
+	set := r.m[messageID]
+	if set == nil {
+		set = map[*cancelWatch]struct{}{}
+		r.m[messageID] = set
+	}
+	set[c] = struct{}{}
+}
+
+func (r *cancelRegistry) remove(messageID string, c *cancelWatch) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.m[messageID], c)
+	if len(r.m[messageID]) == 0 {
+		delete(r.m, messageID)
+	}
+}
+
+// fire stops every attempt at messageID this worker is writing.
+func (r *cancelRegistry) fire(messageID string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for c := range r.m[messageID] {
+		c.fired.Store(true)
+		c.cancel(errUserCancel)
+	}
 }
 
 // chatFailed handles an error from chat's start or conversation endpoints.
@@ -605,11 +699,11 @@ func (j *job) chatFailed(ctx context.Context, what string, err error) {
 		case events.CodeNotRunning:
 			j.log.Info("answer already finished, skipping")
 			j.repairTerminal(ctx)
-			j.ack(ctx)
+			j.ack()
 			return
 		case events.CodeNotFound:
 			j.log.Info("message or chat no longer exists, skipping")
-			j.ack(ctx)
+			j.ack()
 			return
 		}
 	}
