@@ -282,12 +282,17 @@ func (s *Service) finishLocked(ctx context.Context, tx Tx, m Message, c Chat, in
 	}
 	m.Usage = in.Usage
 	m.FinishedAt = &now
+	// Two UPDATEs, not one multi-table UPDATE: MariaDB runs those through a temporary
+	// table (a file created and removed per statement).
+	if err := tx.UpdateMessage(ctx, m); err != nil {
+		return Message{}, false, fmt.Errorf("store finished answer: %w", err)
+	}
 	c.UpdatedAt = later(c.UpdatedAt, now)
 	if m.Status == events.StatusComplete && c.TitleProvisional && c.TitleDueAt == nil && c.TitleAttempts == 0 {
 		c.TitleDueAt, titleDue = &now, true
 	}
-	if err := tx.UpdateMessageAndChat(ctx, m, c); err != nil {
-		return Message{}, false, fmt.Errorf("store finished answer and chat activity: %w", err)
+	if err := tx.UpdateChat(ctx, c); err != nil {
+		return Message{}, false, fmt.Errorf("update chat activity: %w", err)
 	}
 	if err := addEvent(ctx, tx, events.SubjectMessageCompleted, now, events.MessageCompleted{
 		ChatID: c.ID, UserID: c.UserID, Message: m.Public(),

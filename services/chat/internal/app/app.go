@@ -168,9 +168,6 @@ type Tx interface {
 	UpdateMessage(ctx context.Context, m Message) error
 	DeleteMessage(ctx context.Context, messageID string) error
 	UpdateChat(ctx context.Context, c Chat) error
-	// UpdateMessageAndChat is UpdateMessage and UpdateChat in one statement; m must
-	// belong to c.
-	UpdateMessageAndChat(ctx context.Context, m Message, c Chat) error
 	// DeleteChat removes a chat and all its messages.
 	DeleteChat(ctx context.Context, chatID string) error
 	// AddEvent writes an outbox row, published after commit by the relay.

@@ -6,10 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 
-	"github.com/parley-chat/parley/libs/events"
 	"github.com/parley-chat/parley/services/chat/internal/app"
 )
 
@@ -65,53 +63,5 @@ func TestLockMessageInLocksChatAndMessage(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("transaction: %v", err)
-	}
-}
-
-// UpdateMessageAndChat stores the message's and the chat's mutable fields in one
-// statement.
-func TestUpdateMessageAndChat(t *testing.T) {
-	s, sqlDB := newOutboxStore(t)
-	ctx := context.Background()
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
-	user, chat, other, msg := newID(), newID(), newID(), newID()
-	for _, c := range []string{chat, other} {
-		if _, err := sqlDB.Exec("INSERT INTO chats (id, user_id, title, model, created_at, updated_at) VALUES (?, ?, 't', 'm', ?, ?)",
-			c, user, now, now); err != nil {
-			t.Fatalf("insert chat: %v", err)
-		}
-	}
-	if _, err := sqlDB.Exec(`INSERT INTO messages (id, chat_id, user_id, role, content, status, model, created_at)
-		VALUES (?, ?, ?, 'assistant', '', 'streaming', 'm', ?)`, msg, chat, user, now); err != nil {
-		t.Fatalf("insert message: %v", err)
-	}
-	later := now.Add(time.Second)
-	var wantM app.Message
-	var wantC app.Chat
-	err := s.InTx(ctx, func(ctx context.Context, atx app.Tx) error {
-		m, c, err := atx.LockMessageIn(ctx, chat, msg)
-		if err != nil {
-			return err
-		}
-		m.Status, m.Content, m.Model, m.FinishedAt = "complete", "the answer", "m2", &later
-		m.Usage = &events.Usage{PromptTokens: 3, CompletionTokens: 5}
-		c.Title, c.TitleDueAt, c.TitleAttempts, c.UpdatedAt, c.SystemPrompt = "new", &later, 2, later, "sp"
-		wantM, wantC = m, c
-		return atx.UpdateMessageAndChat(ctx, m, c)
-	})
-	if err != nil {
-		t.Fatalf("transaction: %v", err)
-	}
-	gotM := must(s.MessageByID(ctx, msg))(t)
-	gotC := must(s.ChatByID(ctx, chat))(t)
-	if diff := cmp.Diff(wantM, gotM); diff != "" {
-		t.Errorf("message (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff(wantC, gotC); diff != "" {
-		t.Errorf("chat (-want +got):\n%s", diff)
-	}
-	if o := must(s.ChatByID(ctx, other))(t); o.Title != "t" || !o.UpdatedAt.Equal(now) {
-		t.Errorf("another chat changed: %+v", o)
 	}
 }

@@ -454,24 +454,6 @@ func (t *tx) UpdateMessage(ctx context.Context, m app.Message) error {
 	return nil
 }
 
-// UpdateMessageAndChat implements app.Tx: UpdateMessage and UpdateChat in one
-// multi-table UPDATE (both rows are locked by the caller).
-func (t *tx) UpdateMessageAndChat(ctx context.Context, m app.Message, c app.Chat) error {
-	prompt, completion := usageArgs(m.Usage)
-	_, err := t.q.ExecContext(ctx, `UPDATE messages m JOIN chats c ON c.id = m.chat_id SET m.status = ?, m.content = ?,
-		m.model = ?, m.error_code = ?, m.error_message = ?, m.prompt_tokens = ?, m.completion_tokens = ?,
-		m.finished_at = ?, m.cancel_requested_at = ?, m.attempt_id = ?, c.title = ?, c.title_provisional = ?,
-		c.title_due_at = ?, c.title_attempts = ?, c.model = ?, c.system_prompt = ?, c.updated_at = ?
-		WHERE m.id = ? AND c.id = ?`,
-		m.Status, m.Content, m.Model, nullString(m.ErrorCode), nullString(m.ErrorMessage), prompt, completion,
-		m.FinishedAt, m.CancelRequestedAt, nullString(m.AttemptID), c.Title, c.TitleProvisional, c.TitleDueAt,
-		c.TitleAttempts, c.Model, nullString(c.SystemPrompt), c.UpdatedAt, m.ID, c.ID)
-	if err != nil {
-		return fmt.Errorf("update message and chat: %w", mapErr(err))
-	}
-	return nil
-}
-
 // DeleteMessage implements app.Tx.
 func (t *tx) DeleteMessage(ctx context.Context, messageID string) error {
 	if _, err := t.q.ExecContext(ctx, "DELETE FROM messages WHERE id = ?", messageID); err != nil {
