@@ -165,6 +165,9 @@ type Tx interface {
 	ChatActivity(ctx context.Context, chatID string) (hasMessages, running bool, err error)
 	// InsertMessage stores m and sets m.Seq.
 	InsertMessage(ctx context.Context, m *Message) error
+	// InsertMessages stores ms with one statement, their seqs increasing in that
+	// order; it does not set Seq.
+	InsertMessages(ctx context.Context, ms ...*Message) error
 	UpdateMessage(ctx context.Context, m Message) error
 	DeleteMessage(ctx context.Context, messageID string) error
 	UpdateChat(ctx context.Context, c Chat) error

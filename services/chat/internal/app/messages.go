@@ -102,15 +102,13 @@ func (s *Service) Send(ctx context.Context, in SendInput) (user, answer Message,
 			ID: newID(), ChatID: c.ID, UserID: c.UserID, Role: events.RoleUser, Content: content,
 			Status: events.StatusComplete, ClientMessageID: in.ClientMessageID, CreatedAt: now,
 		}
-		if err := tx.InsertMessage(ctx, &user); err != nil {
-			return fmt.Errorf("store user message: %w", err)
-		}
 		answer = Message{
 			ID: newID(), ChatID: c.ID, UserID: c.UserID, Role: events.RoleAssistant,
 			Status: events.StatusPending, Model: c.Model, ReplyTo: user.ID, CreatedAt: now,
 		}
-		if err := tx.InsertMessage(ctx, &answer); err != nil {
-			return fmt.Errorf("store pending answer: %w", err)
+		// One statement for both rows (their Seq is not needed here).
+		if err := tx.InsertMessages(ctx, &user, &answer); err != nil {
+			return fmt.Errorf("store user message and pending answer: %w", err)
 		}
 		if err := addEvent(ctx, tx, events.SubjectMessageCreated, now, events.MessageCreated{
 			ChatID: c.ID, UserID: c.UserID, UserMessageID: user.ID, AssistantMessageID: answer.ID, Model: c.Model,

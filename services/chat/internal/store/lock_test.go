@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 
 	"github.com/parley-chat/parley/services/chat/internal/app"
@@ -63,5 +64,45 @@ func TestLockMessageInLocksChatAndMessage(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("transaction: %v", err)
+	}
+}
+
+// InsertMessages stores every message with one statement, seqs in argument order.
+func TestInsertMessages(t *testing.T) {
+	s, sqlDB := newOutboxStore(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
+	user, chat := newID(), newID()
+	if _, err := sqlDB.Exec("INSERT INTO chats (id, user_id, title, model, created_at, updated_at) VALUES (?, ?, 't', 'm', ?, ?)",
+		chat, user, now, now); err != nil {
+		t.Fatalf("insert chat: %v", err)
+	}
+	q := app.Message{ID: newID(), ChatID: chat, UserID: user, Role: "user", Content: "it's a \\ question",
+		Status: "complete", ClientMessageID: "c1", CreatedAt: now}
+	a := app.Message{ID: newID(), ChatID: chat, UserID: user, Role: "assistant", Status: "pending", Model: "m",
+		ReplyTo: q.ID, CreatedAt: now}
+	if err := s.InTx(ctx, func(ctx context.Context, atx app.Tx) error { return atx.InsertMessages(ctx, &q, &a) }); err != nil {
+		t.Fatalf("insert: %v", err)
+	}
+	got := must(s.Messages(ctx, chat, 0, 10))(t) // newest first
+	if len(got) != 2 || got[1].Seq >= got[0].Seq {
+		t.Fatalf("stored %+v", got)
+	}
+	q.Seq, a.Seq = got[1].Seq, got[0].Seq
+	if diff := cmp.Diff([]app.Message{a, q}, got); diff != "" {
+		t.Errorf("messages (-want +got):\n%s", diff)
+	}
+	// A duplicate client id refuses the whole statement.
+	dup := q
+	dup.ID = newID()
+	b := a
+	b.ID = newID()
+	err := s.InTx(ctx, func(ctx context.Context, atx app.Tx) error { return atx.InsertMessages(ctx, &b, &dup) })
+	if !errors.Is(err, app.ErrConflict) {
+		t.Errorf("duplicate client id: err = %v, want conflict", err)
+	}
+	if n := len(must(s.Messages(ctx, chat, 0, 10))(t)); n != 2 {
+		t.Errorf("%d messages after the refused insert, want 2", n)
 	}
 }

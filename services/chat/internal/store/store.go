@@ -420,15 +420,20 @@ func (t *tx) HasMessages(ctx context.Context, chatID string) (bool, error) {
 	return true, nil
 }
 
-// InsertMessage implements app.Tx.
-func (t *tx) InsertMessage(ctx context.Context, m *app.Message) error {
+const insertMessageCols = `INSERT INTO messages (id, chat_id, user_id, role, content, status, model,
+	client_message_id, reply_to, error_code, error_message, prompt_tokens, completion_tokens, created_at, finished_at)
+	VALUES `
+
+func insertMessageArgs(args []any, m *app.Message) []any {
 	prompt, completion := usageArgs(m.Usage)
-	res, err := t.q.ExecContext(ctx, `INSERT INTO messages (id, chat_id, user_id, role, content, status, model,
-		client_message_id, reply_to, error_code, error_message, prompt_tokens, completion_tokens, created_at, finished_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.ID, m.ChatID, m.UserID, m.Role, m.Content, m.Status, m.Model, nullString(m.ClientMessageID),
+	return append(args, m.ID, m.ChatID, m.UserID, m.Role, m.Content, m.Status, m.Model, nullString(m.ClientMessageID),
 		nullString(m.ReplyTo), nullString(m.ErrorCode), nullString(m.ErrorMessage), prompt, completion,
 		m.CreatedAt, m.FinishedAt)
+}
+
+// InsertMessage implements app.Tx.
+func (t *tx) InsertMessage(ctx context.Context, m *app.Message) error {
+	res, err := t.q.ExecContext(ctx, insertMessageCols+"("+placeholders(15)+")", insertMessageArgs(nil, m)...)
 	if err != nil {
 		return fmt.Errorf("insert message: %w", mapErr(err))
 	}
@@ -437,6 +442,23 @@ func (t *tx) InsertMessage(ctx context.Context, m *app.Message) error {
 		return fmt.Errorf("read message seq: %w", err)
 	}
 	m.Seq = seq
+	return nil
+}
+
+// InsertMessages implements app.Tx: one multi-row INSERT.
+func (t *tx) InsertMessages(ctx context.Context, ms ...*app.Message) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	var args []any
+	rows := make([]string, len(ms))
+	for i, m := range ms {
+		args = insertMessageArgs(args, m)
+		rows[i] = "(" + placeholders(15) + ")"
+	}
+	if _, err := t.q.ExecContext(ctx, insertMessageCols+strings.Join(rows, ", "), args...); err != nil {
+		return fmt.Errorf("insert messages: %w", mapErr(err))
+	}
 	return nil
 }
 
