@@ -80,10 +80,15 @@ func Start(ctx context.Context, dir string, log *slog.Logger) (*Server, error) {
 	}
 	s.Port = port
 	_ = os.Remove(s.Socket())
+	// A 256 MiB redo log: with 16 MiB a busy server checkpoints every few seconds and
+	// writes the same hot pages again and again (the benchmark measured ~1.3 page
+	// flushes per chat turn at 16 MiB, none at 256 MiB; docs/bench-notes-inference-chat.md).
+	// Durability settings stay at their defaults (innodb_flush_log_at_trx_commit=1,
+	// doublewrite on).
 	cmd := exec.Command(mariadbd(), "--no-defaults", "--user="+osUser.Username, "--datadir="+dataDir,
 		"--bind-address=127.0.0.1", "--port="+strconv.Itoa(port), "--socket="+s.Socket(),
 		"--pid-file="+filepath.Join(dir, "mysqld.pid"), "--log-error="+filepath.Join(dir, "error.log"),
-		"--skip-name-resolve", "--innodb-log-file-size=16M", "--innodb-buffer-pool-size=256M",
+		"--skip-name-resolve", "--innodb-log-file-size=256M", "--innodb-buffer-pool-size=256M",
 		"--max-connections=500", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
 		"--innodb-ft-min-token-size=2", "--ft-min-word-len=2")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
