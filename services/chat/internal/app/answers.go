@@ -108,24 +108,18 @@ func (s *Service) Start(ctx context.Context, in StartInput) (Started, error) {
 	}
 	if ok {
 		out := Started{FirstStart: true}
-		var history []Message
-		if in.WithConversation {
-			thread, err := s.store.Thread(ctx, in.MessageID)
-			if err != nil {
+		if !in.WithConversation {
+			if out.Message, err = s.store.MessageByID(ctx, in.MessageID); err != nil {
 				return Started{}, fmt.Errorf("read started answer: %w", err)
 			}
-			out.Message, history = thread[len(thread)-1], thread[:len(thread)-1]
-		} else if out.Message, err = s.store.MessageByID(ctx, in.MessageID); err != nil {
-			return Started{}, fmt.Errorf("read started answer: %w", err)
-		}
-		if !in.WithConversation {
 			return out, nil
 		}
-		c, err := s.store.ChatByID(ctx, out.Message.ChatID)
+		c, thread, err := s.store.Thread(ctx, in.MessageID)
 		if err != nil {
-			return Started{}, err
+			return Started{}, fmt.Errorf("read started answer: %w", err)
 		}
-		conv, err := s.conversation(c, out.Message, history)
+		out.Message = thread[len(thread)-1]
+		conv, err := s.conversation(c, out.Message, thread[:len(thread)-1])
 		if err != nil {
 			return Started{}, err
 		}

@@ -130,9 +130,10 @@ type Store interface {
 	// StartPending marks a pending answer (with no cancel requested) streaming and
 	// records attemptID, in one statement; false when the answer is not such.
 	StartPending(ctx context.Context, messageID, attemptID string) (bool, error)
-	// Thread returns a message and the messages of its chat before it, oldest first
-	// (the message last); ErrNotFound when it does not exist.
-	Thread(ctx context.Context, messageID string) ([]Message, error)
+	// Thread returns a message's chat, and the message with the messages of its chat
+	// before it, oldest first (the message last), in one query; ErrNotFound when it
+	// does not exist.
+	Thread(ctx context.Context, messageID string) (Chat, []Message, error)
 	// MessageByClientID finds a user's message by its client_message_id.
 	MessageByClientID(ctx context.Context, userID, clientID string) (Message, error)
 	// AnswerTo returns the newest assistant message replying to a user message.

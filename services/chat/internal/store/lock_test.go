@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -104,5 +105,47 @@ func TestInsertMessages(t *testing.T) {
 	}
 	if n := len(must(s.Messages(ctx, chat, 0, 10))(t)); n != 2 {
 		t.Errorf("%d messages after the refused insert, want 2", n)
+	}
+}
+
+// Thread reads the chat and the messages up to the one asked for, of that chat only,
+// with one query.
+func TestThread(t *testing.T) {
+	s, sqlDB := newOutboxStore(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
+	user, chat, other := newID(), newID(), newID()
+	for _, c := range []string{chat, other} {
+		if _, err := sqlDB.Exec("INSERT INTO chats (id, user_id, title, model, system_prompt, created_at, updated_at) VALUES (?, ?, ?, 'm', 'sp', ?, ?)",
+			c, user, "title "+c, now, now); err != nil {
+			t.Fatalf("insert chat: %v", err)
+		}
+	}
+	var ids []string
+	for i, c := range []string{chat, other, chat, chat, other, chat} {
+		id := newID()
+		if _, err := sqlDB.Exec(`INSERT INTO messages (id, chat_id, user_id, role, content, status, created_at)
+			VALUES (?, ?, ?, 'user', ?, 'complete', ?)`, id, c, user, fmt.Sprint("m", i), now); err != nil {
+			t.Fatalf("insert message: %v", err)
+		}
+		ids = append(ids, id)
+	}
+	c, ms, err := s.Thread(ctx, ids[3])
+	if err != nil {
+		t.Fatalf("thread: %v", err)
+	}
+	if want := must(s.ChatByID(ctx, chat))(t); !cmp.Equal(c, want) {
+		t.Errorf("chat %+v, want %+v", c, want)
+	}
+	var got []string
+	for _, m := range ms {
+		got = append(got, m.Content)
+	}
+	if want := []string{"m0", "m2", "m3"}; !cmp.Equal(got, want) {
+		t.Errorf("thread %v, want %v", got, want)
+	}
+	if _, _, err := s.Thread(ctx, newID()); !errors.Is(err, app.ErrNotFound) {
+		t.Errorf("missing message: err = %v, want not found", err)
 	}
 }

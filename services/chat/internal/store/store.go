@@ -320,19 +320,37 @@ func (s *Store) StartPending(ctx context.Context, messageID, attemptID string) (
 	return n == 1, nil
 }
 
-// Thread implements app.Store: one query for the message and the chat's messages
-// before it.
-func (s *Store) Thread(ctx context.Context, messageID string) ([]app.Message, error) {
-	ms, err := reader{s.db}.messages(ctx, "SELECT "+messageCols+` FROM messages
-		WHERE chat_id = (SELECT chat_id FROM messages WHERE id = ?) AND seq <= (SELECT seq FROM messages WHERE id = ?)
-		ORDER BY seq`, messageID, messageID)
+// Thread implements app.Store: one query for the chat, the message and the chat's
+// messages before it (the chat's columns come with every row).
+func (s *Store) Thread(ctx context.Context, messageID string) (app.Chat, []app.Message, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT "+prefixed("c.", chatCols)+", "+prefixed("m.", messageCols)+`
+		FROM messages m JOIN chats c ON c.id = m.chat_id
+		WHERE m.chat_id = (SELECT chat_id FROM messages WHERE id = ?) AND m.seq <= (SELECT seq FROM messages WHERE id = ?)
+		ORDER BY m.seq`, messageID, messageID)
 	if err != nil {
-		return nil, err
+		return app.Chat{}, nil, fmt.Errorf("query thread: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var c app.Chat
+	var ms []app.Message
+	for rows.Next() {
+		var m app.Message
+		cdest, cfinish := chatFields(&c)
+		mdest, mfinish := messageFields(&m)
+		if err := rows.Scan(append(cdest, mdest...)...); err != nil {
+			return app.Chat{}, nil, fmt.Errorf("read thread: %w", mapErr(err))
+		}
+		cfinish()
+		mfinish()
+		ms = append(ms, m)
+	}
+	if err := rows.Err(); err != nil {
+		return app.Chat{}, nil, fmt.Errorf("read thread: %w", mapErr(err))
 	}
 	if len(ms) == 0 || ms[len(ms)-1].ID != messageID {
-		return nil, app.ErrNotFound
+		return app.Chat{}, nil, app.ErrNotFound
 	}
-	return ms, nil
+	return c, ms, nil
 }
 
 // MessageByClientID implements app.Store.
