@@ -1,61 +1,23 @@
 package auth_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/parley-chat/parley/libs/devstack/testdb"
+	"github.com/parley-chat/parley/libs/devstack/testlog"
 	"github.com/parley-chat/parley/libs/devstack/testnats"
 	"github.com/parley-chat/parley/libs/events"
 	"github.com/parley-chat/parley/services/auth"
 )
-
-// syncBuffer is a bytes.Buffer safe for the logger and the test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// logLines decodes the JSON log lines written so far.
-func logLines(t *testing.T, b *syncBuffer) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line is not JSON: %q", line)
-		}
-		out = append(out, m)
-	}
-	return out
-}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -80,7 +42,7 @@ func TestShutdownWhileBusy(t *testing.T) {
 	// stop comes.
 	cfg.Argon2MemoryKiB, cfg.Argon2Time, cfg.HashConcurrency = 16*1024, 2, 1
 	cfg.OpsAddr = freeAddr(t)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	log := events.WithRequestIDLogging(slog.New(slog.NewJSONHandler(logs, nil)))
 
 	nc, err := nats.Connect(ns.ClientURL())
@@ -117,7 +79,7 @@ func TestShutdownWhileBusy(t *testing.T) {
 		t.Fatalf("signup: %v", err)
 	}
 	var found bool
-	for _, l := range logLines(t, logs) {
+	for _, l := range logs.Lines(t) {
 		if l["user_id"] == rep.User.ID {
 			found = true
 			if l["request_id"] != signupID {
@@ -205,7 +167,7 @@ func TestShutdownWhileBusy(t *testing.T) {
 		res.Body.Close()
 		t.Error("operations endpoint still serving after stop")
 	}
-	for _, l := range logLines(t, logs) {
+	for _, l := range logs.Lines(t) {
 		if l["level"] == "ERROR" {
 			t.Errorf("error logged around the stop: %v", l)
 		}

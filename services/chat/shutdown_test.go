@@ -1,7 +1,6 @@
 package chat_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,29 +19,12 @@ import (
 
 	"github.com/parley-chat/parley/db"
 	"github.com/parley-chat/parley/libs/devstack/testdb"
+	"github.com/parley-chat/parley/libs/devstack/testlog"
 	"github.com/parley-chat/parley/libs/devstack/testnats"
 	"github.com/parley-chat/parley/libs/events"
 	"github.com/parley-chat/parley/libs/events/authtoken/authtokentest"
 	"github.com/parley-chat/parley/services/chat"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the logger and the test to share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *lockedBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *lockedBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestShutdownWhileBusy: cancelling Run's context while clients keep sending makes
 // Run return nil within the bound. Every send it acknowledged is stored whole (both
@@ -78,7 +60,7 @@ func TestShutdownWhileBusy(t *testing.T) {
 		DB:      db.Config{Username: d.User, Password: d.Password, Host: d.Host, Port: d.Port, Name: d.Name},
 		OpsAddr: opsAddr,
 	}}
-	logs := &lockedBuffer{}
+	logs := &testlog.Buffer{}
 	log := events.WithRequestIDLogging(slog.New(slog.NewJSONHandler(logs, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

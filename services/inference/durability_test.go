@@ -144,7 +144,7 @@ func TestLastDeliveryStoresFailed(t *testing.T) {
 	if n := len(e.answerRequests()); n != 0 {
 		t.Errorf("provider called %d times, want 0", n)
 	}
-	if recs := e.logs.records(map[string]string{"code": events.CodeGenerationAbandoned}); len(recs) == 0 {
+	if recs := e.logs.Records(map[string]string{"code": events.CodeGenerationAbandoned}); len(recs) == 0 {
 		t.Errorf("no log line with code %s", events.CodeGenerationAbandoned)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/parley-chat/parley/db"
 	"github.com/parley-chat/parley/libs/devstack/fakehf"
 	"github.com/parley-chat/parley/libs/devstack/testdb"
+	"github.com/parley-chat/parley/libs/devstack/testlog"
 	"github.com/parley-chat/parley/libs/devstack/testnats"
 	"github.com/parley-chat/parley/libs/events"
 	"github.com/parley-chat/parley/libs/events/authtoken/authtokentest"
@@ -37,7 +38,7 @@ type env struct {
 	fake   *fakehf.Server
 	cfg    inference.Config
 	log    *slog.Logger
-	logs   *syncBuffer
+	logs   *testlog.Buffer
 	// stopWorker stops the first inference worker; workers lists every worker started.
 	stopWorker func()
 	workers    []*workerHandle
@@ -58,42 +59,6 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		w.t.Log(strings.TrimSpace(string(p)))
 	}
 	return len(p), nil
-}
-
-// syncBuffer collects JSON log lines for assertions.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// records returns the logged records that have every attribute of want.
-func (b *syncBuffer) records(want map[string]string) []map[string]any {
-	b.mu.Lock()
-	text := b.buf.String()
-	b.mu.Unlock()
-	var out []map[string]any
-	for line := range strings.SplitSeq(text, "\n") {
-		var rec map[string]any
-		if json.Unmarshal([]byte(line), &rec) != nil {
-			continue
-		}
-		ok := true
-		for k, v := range want {
-			if got, _ := rec[k].(string); got != v {
-				ok = false
-			}
-		}
-		if ok {
-			out = append(out, rec)
-		}
-	}
-	return out
 }
 
 // teeHandler sends records to two handlers.
@@ -121,14 +86,14 @@ func (h teeHandler) WithGroup(name string) slog.Handler {
 	return teeHandler{h.a.WithGroup(name), h.b.WithGroup(name)}
 }
 
-func newLogger(t *testing.T) (*slog.Logger, *syncBuffer) {
+func newLogger(t *testing.T) (*slog.Logger, *testlog.Buffer) {
 	w := &logWriter{t: t}
 	t.Cleanup(func() {
 		w.mu.Lock()
 		w.done = true
 		w.mu.Unlock()
 	})
-	buf := &syncBuffer{}
+	buf := &testlog.Buffer{}
 	return slog.New(teeHandler{
 		slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}),
 		slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelInfo}),

@@ -224,7 +224,7 @@ func TestPermanentFailures(t *testing.T) {
 			if m.Status != events.StatusFailed || m.Error == nil || m.Error.Code != tt.code {
 				t.Errorf("stored = %+v", m)
 			}
-			if recs := e.logs.records(map[string]string{"msg": "answer failed", "code": tt.code, "message_id": sent.AssistantMessage.ID}); len(recs) != 1 {
+			if recs := e.logs.Records(map[string]string{"msg": "answer failed", "code": tt.code, "message_id": sent.AssistantMessage.ID}); len(recs) != 1 {
 				t.Errorf("%d log lines 'answer failed' with code %s, want 1", len(recs), tt.code)
 			}
 		})
