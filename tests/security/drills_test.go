@@ -325,25 +325,7 @@ func testIDOR(t *testing.T, s *stack) {
 	b.ReadAnswer(bsent.AssistantMessage.ID, nil)
 
 	// A's rows as stored (every column), to show nothing of A's changed.
-	snapshot := func() string {
-		var out []string
-		for _, q := range []string{
-			"SELECT CONCAT_WS('|', id, title, model, updated_at) FROM chats WHERE user_id = ? ORDER BY id",
-			"SELECT CONCAT_WS('|', m.id, m.role, m.status, m.content) FROM messages m JOIN chats c ON c.id = m.chat_id WHERE c.user_id = ? ORDER BY m.id",
-		} {
-			rows, err := s.db.Admin.Query(q, a.User.ID)
-			if err != nil {
-				t.Fatalf("snapshot: %v", err)
-			}
-			for rows.Next() {
-				var v string
-				_ = rows.Scan(&v)
-				out = append(out, v)
-			}
-			rows.Close()
-		}
-		return strings.Join(out, "\n")
-	}
+	snapshot := func() string { return s.userRows(t, a.User.ID) }
 	before := snapshot()
 
 	routes, err := gateway.Routes()
@@ -423,4 +405,27 @@ func testIDOR(t *testing.T, s *stack) {
 	if diff := cmp.Diff(before, snapshot()); diff != "" {
 		t.Errorf("A's data changed (-before +after):\n%s", diff)
 	}
+}
+
+// userRows is a user's chats and messages as stored (every column that matters), to
+// show that nothing of theirs changed.
+func (s *stack) userRows(t *testing.T, userID string) string {
+	t.Helper()
+	var out []string
+	for _, q := range []string{
+		"SELECT CONCAT_WS('|', id, title, model, updated_at) FROM chats WHERE user_id = ? ORDER BY id",
+		"SELECT CONCAT_WS('|', m.id, m.role, m.status, m.content) FROM messages m JOIN chats c ON c.id = m.chat_id WHERE c.user_id = ? ORDER BY m.id",
+	} {
+		rows, err := s.db.Admin.Query(q, userID)
+		if err != nil {
+			t.Fatalf("snapshot: %v", err)
+		}
+		for rows.Next() {
+			var v string
+			_ = rows.Scan(&v)
+			out = append(out, v)
+		}
+		rows.Close()
+	}
+	return strings.Join(out, "\n")
 }

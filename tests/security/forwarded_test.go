@@ -30,25 +30,7 @@ func testForwardedToken(t *testing.T, s *stack) {
 	sent := bob.Send(bobChat.ID, "bob's secret "+canary)
 	bob.ReadAnswer(sent.AssistantMessage.ID, nil)
 
-	snapshot := func() string {
-		var out []string
-		for _, q := range []string{
-			"SELECT CONCAT_WS('|', id, title, model, updated_at) FROM chats WHERE user_id = ? ORDER BY id",
-			"SELECT CONCAT_WS('|', m.id, m.role, m.status, m.content) FROM messages m JOIN chats c ON c.id = m.chat_id WHERE c.user_id = ? ORDER BY m.id",
-		} {
-			rows, err := s.db.Admin.Query(q, bob.User.ID)
-			if err != nil {
-				t.Fatalf("snapshot: %v", err)
-			}
-			for rows.Next() {
-				var v string
-				_ = rows.Scan(&v)
-				out = append(out, v)
-			}
-			rows.Close()
-		}
-		return strings.Join(out, "\n")
-	}
+	snapshot := func() string { return s.userRows(t, bob.User.ID) }
 	before := snapshot()
 	counts := rowCounts(t, s)
 
