@@ -50,6 +50,9 @@ type Config struct {
 	// how many titles one replica asks for at a time.
 	TitleTimeout     time.Duration `envconfig:"CHAT_TITLE_TIMEOUT" default:"30s"`
 	TitleConcurrency int           `envconfig:"CHAT_TITLE_CONCURRENCY" default:"4"`
+	// KeysWait is how long the service waits at start for auth's token keys before it
+	// announces itself anyway.
+	KeysWait time.Duration `envconfig:"CHAT_KEYS_WAIT" default:"10s"`
 }
 
 // Deps are the chat service's dependencies.
@@ -77,6 +80,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TitleConcurrency <= 0 {
 		c.TitleConcurrency = 4
+	}
+	if c.KeysWait <= 0 {
+		c.KeysWait = 10 * time.Second
 	}
 	return c
 }
@@ -128,21 +134,39 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	// public keys: fetched in the background (retrying while auth is not up) and on
 	// first use, refetched on an unknown kid; until then those RPCs answer unavailable.
 	keys := authtoken.NewKeyring(nc, log, authtoken.KeyringConfig{})
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	g, gctx := errgroup.WithContext(runCtx)
+	g.Go(func() error { keys.Run(gctx); return nil })
+	// The service announces itself (its micro endpoints answer $SRV.PING, which the
+	// gateway's /readyz?deps=1 counts) once it can verify tokens, so "ready" means its
+	// user RPCs work; with auth away longer than KeysWait it serves anyway (its user
+	// RPCs answer unavailable meanwhile, and the workers' calls need no token).
+	wctx, cancelWait := context.WithTimeout(gctx, cfg.KeysWait)
+	if err := keys.Wait(wctx); err != nil && ctx.Err() == nil {
+		log.Warn("serving before auth's token keys could be fetched", "waited", cfg.KeysWait)
+	}
+	cancelWait()
 	server, err := transport.Serve(nc, svc, keys, log, cfg.RPCTimeout, ops.NewRPCMetrics(reg, events.ChatService))
 	if err != nil {
-		return err
+		cancelRun()
+		return errors.Join(err, g.Wait())
 	}
 	relay := transport.NewRelay(st, nc, js, log)
 	relay.Replicas = cfg.StreamReplicas
 
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { keys.Run(gctx); return nil })
 	g.Go(func() error { return relay.Run(gctx) })
 	g.Go(func() error { return reapLoop(gctx, svc, cfg.ReapInterval, log) })
 	g.Go(func() error { return titleLoop(gctx, svc, transport.NewTitles(nc), cfg, log) })
 	g.Go(func() error {
 		return ops.Serve(gctx, cfg.OpsAddr, ops.Handler(reg, map[string]ops.Check{
 			"nats": ops.NATSConnected(nc), "mysql": ops.DBReachable(sqlDB),
+			"tokens": func(context.Context) error {
+				if !keys.Ready() {
+					return errors.New("auth's token keys not fetched yet")
+				}
+				return nil
+			},
 		}), log)
 	})
 	log.Info("chat service started", "nats", nc.ConnectedUrlRedacted(), "db", cfg.DB.String())

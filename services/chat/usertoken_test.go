@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -130,37 +131,63 @@ func TestUserToken(t *testing.T) {
 	}
 }
 
-// TestUserTokenBeforeAuth: chat started before auth answers the user-facing RPCs
-// with unavailable (not unauthenticated), and fetches the keys by itself once auth is
-// there.
+// TestUserTokenBeforeAuth: chat started before auth waits for auth's token keys
+// before it announces itself (it does not answer $SRV.PING, which readiness checks
+// count); past CHAT_KEYS_WAIT it serves anyway, answering the user-facing RPCs with
+// unavailable (not unauthenticated), and fetches the keys by itself once auth is there.
 func TestUserTokenBeforeAuth(t *testing.T) {
-	d := testdb.New(t)
-	ns := testnats.New(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
+	ping := func(nc *nats.Conn) bool {
+		_, err := nc.Request("$SRV.PING."+events.ChatService, nil, 200*time.Millisecond)
+		return err == nil
 	}
-	t.Cleanup(nc.Close)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- chat.Run(ctx, chat.Config{NATSURL: ns.ClientURL(),
-			DB: db.Config{Username: d.User, Password: d.Password, Host: d.Host, Port: d.Port, Name: d.Name}}, chat.Deps{})
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	e := &env{t: t, nc: nc}
-	// The token is signed with a key nobody serves yet.
-	auth := authtokentest.New(t)
-	tok := auth.Token(newUser())
-	waitFor(t, "chat to answer unavailable", func() bool {
+	start := func(t *testing.T, keysWait time.Duration) *env {
+		d := testdb.New(t)
+		ns := testnats.New(t)
+		nc, err := nats.Connect(ns.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- chat.Run(ctx, chat.Config{NATSURL: ns.ClientURL(), KeysWait: keysWait,
+				DB: db.Config{Username: d.User, Password: d.Password, Host: d.Host, Port: d.Port, Name: d.Name}}, chat.Deps{})
+		}()
+		t.Cleanup(func() { cancel(); <-done })
+		return &env{t: t, nc: nc}
+	}
+	latestCode := func(e *env, tok string) string {
 		_, err := rawRequest[events.ChatRef, events.ChatReply](e, events.SubjectChatLatest, tok, events.ChatRef{})
 		var ee *events.Error
-		return errors.As(err, &ee) && ee.Code == events.CodeUnavailable
+		if errors.As(err, &ee) {
+			return ee.Code
+		}
+		return fmt.Sprint(err)
+	}
+
+	t.Run("announced once the keys are there", func(t *testing.T) {
+		e := start(t, time.Hour)
+		auth := authtokentest.New(t)
+		tok := auth.Token(newUser())
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
+			if ping(e.nc) {
+				t.Fatal("chat answers $SRV.PING before it can verify tokens")
+			}
+		}
+		auth.ServeOn(t, e.nc)
+		waitFor(t, "chat to answer $SRV.PING", func() bool { return ping(e.nc) })
+		if code := latestCode(e, tok); code != events.CodeNoChats {
+			t.Fatalf("first call once announced: %s, want %s", code, events.CodeNoChats)
+		}
 	})
-	auth.ServeOn(t, nc)
-	waitFor(t, "chat to verify the token", func() bool {
-		_, err := rawRequest[events.ChatRef, events.ChatReply](e, events.SubjectChatLatest, tok, events.ChatRef{})
-		var ee *events.Error
-		return errors.As(err, &ee) && ee.Code == events.CodeNoChats
+	t.Run("serves anyway past the wait", func(t *testing.T) {
+		e := start(t, 200*time.Millisecond)
+		// The token is signed with a key nobody serves yet.
+		auth := authtokentest.New(t)
+		tok := auth.Token(newUser())
+		waitFor(t, "chat to answer unavailable", func() bool { return latestCode(e, tok) == events.CodeUnavailable })
+		auth.ServeOn(t, e.nc)
+		waitFor(t, "chat to verify the token", func() bool { return latestCode(e, tok) == events.CodeNoChats })
 	})
 }

@@ -71,6 +71,7 @@ type Keyring struct {
 	cfg      KeyringConfig
 	verifier *Verifier
 	ready    atomic.Bool
+	loaded   chan struct{} // closed when ready first becomes true
 
 	fetchMu   sync.Mutex
 	lastFetch time.Time
@@ -99,11 +100,23 @@ func newKeyring(source func(ctx context.Context) ([]events.PublicKey, error), lo
 		verifier: NewVerifier(nil),
 		cache:    newTokenCache(),
 		now:      time.Now,
+		loaded:   make(chan struct{}),
 	}
 }
 
 // Ready reports whether a key set has been fetched.
 func (k *Keyring) Ready() bool { return k.ready.Load() }
+
+// Wait returns once a key set has been fetched (nil) or ctx is done (its error).
+// Run or Verify does the fetching.
+func (k *Keyring) Wait(ctx context.Context) error {
+	select {
+	case <-k.loaded:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // Run fetches the key set until it succeeds, then again every RefreshPeriod, until ctx
 // is done. Without Run, Verify still fetches lazily, but retired keys are dropped only
@@ -204,6 +217,7 @@ func (k *Keyring) fetchLocked(ctx context.Context) error {
 		k.cache.clear()
 	}
 	if !k.ready.Swap(true) {
+		close(k.loaded)
 		k.log.Info("token keys loaded", "keys", len(keys))
 	}
 	return nil

@@ -98,6 +98,28 @@ func TestKeyringLazyStart(t *testing.T) {
 	}
 }
 
+// TestKeyringWait: Wait blocks while auth is down (until its ctx ends) and returns
+// once Run has fetched a key set.
+func TestKeyringWait(t *testing.T) {
+	k1 := newTestKey(t, "k1")
+	auth := &fakeAuth{down: true}
+	k := newTestKeyring(auth)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go k.Run(ctx)
+	short, stop := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer stop()
+	if err := k.Wait(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("auth down: Wait = %v, want deadline exceeded", err)
+	}
+	auth.set(false, k1.pub)
+	long, stop2 := context.WithTimeout(ctx, 10*time.Second)
+	defer stop2()
+	if err := k.Wait(long); err != nil || !k.Ready() {
+		t.Fatalf("auth up: Wait = %v, ready=%v", err, k.Ready())
+	}
+}
+
 // TestKeyringCache: a verified token is not verified again until its exp (it still
 // passes with its key gone from the verifier), past its exp it is verified again, and a
 // changed key set empties the cache.

@@ -102,7 +102,7 @@ func start(b *testing.B) *stack {
 	s := &stack{sqlDB: d.DB, base: "http://" + ln.Addr().String()}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		res, err := http.Get(s.base + "/readyz")
+		res, err := http.Get(s.base + "/readyz?deps=1")
 		if err == nil {
 			_, _ = io.Copy(io.Discard, res.Body)
 			res.Body.Close()
