@@ -36,6 +36,10 @@ type MessageCreated struct {
 	UserMessageID      string `json:"user_message_id"`
 	AssistantMessageID string `json:"assistant_message_id"`
 	Model              string `json:"model"`
+	// RequestID is the id of the HTTP request that asked for the answer (empty when
+	// none): the worker's log lines and its calls carry it, so one id follows a
+	// message from the gateway through the outbox to the worker and back to chat.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // MessageCompleted says an answer reached a terminal status (type SubjectMessageCompleted).

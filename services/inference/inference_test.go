@@ -396,6 +396,24 @@ func TestAnswersThroughChat(t *testing.T) {
 		}
 	})
 
+	t.Run("the send's request id names the worker's log lines", func(t *testing.T) {
+		// A failed answer is logged at info and warn (a routine success only at debug).
+		req := events.SendMessageRequest{UserID: alice, ChatID: aliceChat.ID, Content: "trace me [fakehf:401]"}
+		ctx, cancel := context.WithTimeout(events.WithRequestID(e.tokens.ContextFor(context.Background(), req), "req-trace-1"), 10*time.Second)
+		defer cancel()
+		sent := must(events.Request[events.SendMessageRequest, events.SendMessageReply](ctx, e.nc, events.SubjectMessageSend, req))(t)
+		e.generation(sent.AssistantMessage.ID, nil)
+		recs := e.logs.Records(map[string]string{"message_id": sent.AssistantMessage.ID})
+		if len(recs) == 0 {
+			t.Fatalf("the worker logged nothing for the answer:\n%s", e.logs.String())
+		}
+		for _, r := range recs {
+			if r["request_id"] != "req-trace-1" {
+				t.Errorf("log line for the answer with request_id %v, want req-trace-1: %v", r["request_id"], r)
+			}
+		}
+	})
+
 	t.Run("rate limited then answered", func(t *testing.T) {
 		e.fake.Enqueue("", fakehf.RateLimited("1"))
 		sent := e.send(alice, aliceChat.ID, "busy?")

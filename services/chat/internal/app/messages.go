@@ -112,6 +112,7 @@ func (s *Service) Send(ctx context.Context, in SendInput) (user, answer Message,
 		}
 		if err := addEvent(ctx, tx, events.SubjectMessageCreated, now, events.MessageCreated{
 			ChatID: c.ID, UserID: c.UserID, UserMessageID: user.ID, AssistantMessageID: answer.ID, Model: c.Model,
+			RequestID: events.RequestID(ctx),
 		}); err != nil {
 			return err
 		}
@@ -188,6 +189,7 @@ func (s *Service) Regenerate(ctx context.Context, userID, chatID string) (Messag
 		}
 		if err := addEvent(ctx, tx, events.SubjectMessageCreated, now, events.MessageCreated{
 			ChatID: c.ID, UserID: c.UserID, UserMessageID: last.ReplyTo, AssistantMessageID: answer.ID, Model: c.Model,
+			RequestID: events.RequestID(ctx),
 		}); err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -333,9 +334,12 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	j.messageID, j.model = mc.AssistantMessageID, mc.Model
-	j.log = w.Log.With("event_id", ev.ID, "request_id", ev.ID, "message_id", mc.AssistantMessageID,
+	// The request that asked for the answer names the whole job (an event written
+	// without one, e.g. by an older chat, is named by its own id).
+	reqID := cmp.Or(mc.RequestID, ev.ID)
+	j.log = w.Log.With("event_id", ev.ID, "request_id", reqID, "message_id", mc.AssistantMessageID,
 		"chat_id", mc.ChatID, "delivery", j.delivered)
-	ctx = events.WithRequestID(ctx, ev.ID)
+	ctx = events.WithRequestID(ctx, reqID)
 	j.run(ctx)
 }
 
