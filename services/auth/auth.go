@@ -17,6 +17,7 @@ import (
 
 	"github.com/parley-chat/parley/db"
 	"github.com/parley-chat/parley/libs/events"
+	"github.com/parley-chat/parley/libs/events/authtoken"
 	"github.com/parley-chat/parley/libs/ops"
 	"github.com/parley-chat/parley/services/auth/internal/app"
 	"github.com/parley-chat/parley/services/auth/internal/password"
@@ -138,13 +139,15 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	}
 
 	reg := ops.NewRegistry()
-	ms, err := transport.Start(nc, svc, log, cfg.RequestTimeout, ops.NewRPCMetrics(reg, events.AuthService))
+	keys := authtoken.NewKeyringFunc(transport.Keys(svc), log, authtoken.KeyringConfig{})
+	ms, err := transport.Start(nc, svc, keys, log, cfg.RequestTimeout, ops.NewRPCMetrics(reg, events.AuthService))
 	if err != nil {
 		return err
 	}
 	log.Info("auth service started", "db", cfg.DB.String())
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { keys.Run(gctx); return nil })
 	g.Go(func() error {
 		svc.Maintain(gctx)
 		return nil

@@ -155,9 +155,19 @@ func (e *env) waitReplicas(n int) {
 }
 
 func request[Req, Rep any](e *env, subject string, req Req) (Rep, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	return requestAs[Req, Rep](e, "", subject, req)
+}
+
+// requestAs is request with the user's access token forwarded, as the gateway does.
+func requestAs[Req, Rep any](e *env, token, subject string, req Req) (Rep, error) {
+	ctx, cancel := context.WithTimeout(events.WithUserToken(context.Background(), token), 10*time.Second)
 	defer cancel()
 	return events.Request[Req, Rep](ctx, e.nc, subject, req)
+}
+
+func (e *env) me(token, userID string) (events.User, error) {
+	rep, err := requestAs[events.UserRequest, events.UserReply](e, token, events.SubjectAuthMe, events.UserRequest{UserID: userID})
+	return rep.User, err
 }
 
 func (e *env) keys() (events.KeysReply, error) {
@@ -178,8 +188,8 @@ func (e *env) refresh(rt string) (events.Session, error) {
 	return request[events.RefreshRequest, events.Session](e, events.SubjectAuthRefresh, events.RefreshRequest{RefreshToken: rt})
 }
 
-func (e *env) logout(req events.LogoutRequest) error {
-	_, err := request[events.LogoutRequest, events.Empty](e, events.SubjectAuthLogout, req)
+func (e *env) logout(token string, req events.LogoutRequest) error {
+	_, err := requestAs[events.LogoutRequest, events.Empty](e, token, events.SubjectAuthLogout, req)
 	return err
 }
 
@@ -444,9 +454,14 @@ func TestLogin(t *testing.T) {
 // TestNoPasswordHashInReplies reads raw replies of every endpoint.
 func TestNoPasswordHashInReplies(t *testing.T) {
 	e := newEnv(t, nil)
-	raw := func(subject string, body string) string {
+	raw := func(subject string, body string, token ...string) string {
 		t.Helper()
-		msg, err := e.nc.Request(subject, []byte(body), 10*time.Second)
+		msg := nats.NewMsg(subject)
+		msg.Data = []byte(body)
+		if len(token) > 0 {
+			msg.Header.Set(events.HeaderUserToken, token[0])
+		}
+		msg, err := e.nc.RequestMsg(msg, 10*time.Second)
 		if err != nil {
 			t.Fatalf("request %s: %v", subject, err)
 		}
@@ -460,7 +475,7 @@ func TestNoPasswordHashInReplies(t *testing.T) {
 	var s events.Session
 	_ = jsonUnmarshal(login, &s)
 	refresh := raw(events.SubjectAuthRefresh, `{"refresh_token":"`+s.RefreshToken+`"}`)
-	me := raw(events.SubjectAuthMe, `{"user_id":"`+u.User.ID+`"}`)
+	me := raw(events.SubjectAuthMe, `{"user_id":"`+u.User.ID+`"}`, s.AccessToken)
 	for name, body := range map[string]string{"signup": signup, "duplicate": dup, "login": login, "refresh": refresh, "me": me} {
 		if strings.Contains(body, "argon2") || strings.Contains(body, "password") || strings.Contains(body, "passphrase") {
 			t.Errorf("%s reply carries password material: %s", name, body)
@@ -471,18 +486,34 @@ func TestNoPasswordHashInReplies(t *testing.T) {
 	}
 }
 
+// TestMe: the user of the forwarded access token, and only that user: no token, a
+// token of another user, or an unknown id is unauthenticated.
 func TestMe(t *testing.T) {
 	e := newEnv(t, nil)
-	u, _ := e.mustSignup("dora")
-	rep, err := request[events.UserRequest, events.UserReply](e, events.SubjectAuthMe, events.UserRequest{UserID: u.ID})
-	if err != nil {
-		t.Fatalf("me: %v", err)
+	u, pw := e.mustSignup("dora")
+	other, otherPW := e.mustSignup("dmitri")
+	tok := e.mustLogin("dora", pw).AccessToken
+	for _, userID := range []string{u.ID, ""} { // an empty payload user is the token's
+		got, err := e.me(tok, userID)
+		if err != nil {
+			t.Fatalf("me (payload user %q): %v", userID, err)
+		}
+		if diff := cmp.Diff(u, got); diff != "" {
+			t.Errorf("user (-want +got):\n%s", diff)
+		}
 	}
-	if diff := cmp.Diff(u, rep.User); diff != "" {
-		t.Errorf("user (-want +got):\n%s", diff)
+	for name, c := range map[string]struct{ token, userID string }{
+		"no token":             {"", u.ID},
+		"garbage token":        {"not.a.token", u.ID},
+		"another user's token": {e.mustLogin("dmitri", otherPW).AccessToken, u.ID},
+		"another user's id":    {tok, other.ID},
+		"an unknown id":        {tok, "0190aaaa-0000-7000-8000-000000000000"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := e.me(c.token, c.userID)
+			wantCode(t, err, events.CodeUnauthenticated)
+		})
 	}
-	_, err = request[events.UserRequest, events.UserReply](e, events.SubjectAuthMe, events.UserRequest{UserID: "0190aaaa-0000-7000-8000-000000000000"})
-	wantCode(t, err, events.CodeUnauthenticated)
 }
 
 func TestLoginThrottlePerAccount(t *testing.T) {
@@ -647,18 +678,34 @@ func TestSessionTimeouts(t *testing.T) {
 func TestLogout(t *testing.T) {
 	e := newEnv(t, nil)
 	u, pw := e.mustSignup("ivan")
-	other, _ := e.mustSignup("judy")
+	other, otherPW := e.mustSignup("judy")
 	s := e.mustLogin("ivan", pw)
 	keep := e.mustLogin("ivan", pw)
+	judy := e.mustLogin("judy", otherPW)
 
-	// Someone else's session id is not yours to end.
-	err := e.logout(events.LogoutRequest{UserID: other.ID, SessionID: s.SessionID})
-	wantCode(t, err, events.CodeUnauthenticated)
-	if _, ok := e.kvValue(s.SessionID); ok {
-		t.Fatalf("another user's logout revoked the session")
+	// A session is ended only with its own access token: not with none, not with
+	// another user's, not with another session's of the same user, whatever the payload says.
+	for name, c := range map[string]struct {
+		token string
+		req   events.LogoutRequest
+	}{
+		"no token":                   {"", events.LogoutRequest{UserID: u.ID, SessionID: s.SessionID}},
+		"another user's token":       {judy.AccessToken, events.LogoutRequest{UserID: other.ID, SessionID: s.SessionID}},
+		"another user's token, ids":  {judy.AccessToken, events.LogoutRequest{UserID: u.ID, SessionID: s.SessionID}},
+		"another session's token":    {keep.AccessToken, events.LogoutRequest{UserID: u.ID, SessionID: s.SessionID}},
+		"another user's, everywhere": {judy.AccessToken, events.LogoutRequest{UserID: u.ID, Everywhere: true}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			wantCode(t, e.logout(c.token, c.req), events.CodeUnauthenticated)
+		})
+	}
+	for _, key := range []string{s.SessionID, keep.SessionID, "user_" + u.ID} {
+		if _, ok := e.kvValue(key); ok {
+			t.Fatalf("a refused logout revoked %s", key)
+		}
 	}
 
-	if err := e.logout(events.LogoutRequest{UserID: u.ID, SessionID: s.SessionID}); err != nil {
+	if err := e.logout(s.AccessToken, events.LogoutRequest{UserID: u.ID, SessionID: s.SessionID}); err != nil {
 		t.Fatalf("logout: %v", err)
 	}
 	val, ok := e.kvValue(s.SessionID)
@@ -668,9 +715,9 @@ func TestLogout(t *testing.T) {
 	if at, err := time.Parse(time.RFC3339, val); err != nil || time.Since(at) > time.Minute {
 		t.Errorf("revocation value %q: %v", val, err)
 	}
-	_, err = e.refresh(s.RefreshToken)
+	_, err := e.refresh(s.RefreshToken)
 	wantCode(t, err, events.CodeUnauthenticated)
-	if err := e.logout(events.LogoutRequest{UserID: u.ID, SessionID: s.SessionID}); err != nil {
+	if err := e.logout(s.AccessToken, events.LogoutRequest{UserID: u.ID, SessionID: s.SessionID}); err != nil {
 		t.Errorf("second logout: %v", err)
 	}
 	if _, err := e.refresh(keep.RefreshToken); err != nil {
@@ -684,7 +731,7 @@ func TestLogoutEverywhere(t *testing.T) {
 	s1 := e.mustLogin("kate", pw)
 	s2 := e.mustLogin("kate@example.com", pw)
 	before := time.Now().Add(-time.Second)
-	if err := e.logout(events.LogoutRequest{UserID: u.ID, SessionID: s1.SessionID, Everywhere: true}); err != nil {
+	if err := e.logout(s1.AccessToken, events.LogoutRequest{UserID: u.ID, SessionID: s1.SessionID, Everywhere: true}); err != nil {
 		t.Fatalf("logout everywhere: %v", err)
 	}
 	val, ok := e.kvValue("user_" + u.ID)

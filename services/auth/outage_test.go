@@ -125,7 +125,7 @@ func TestDatabaseOutage(t *testing.T) {
 	}{
 		{"login", func() error { _, err := e.login("olga", pw, "192.0.2.1"); return err }},
 		{"me", func() error {
-			_, err := request[events.UserRequest, events.UserReply](e, events.SubjectAuthMe, events.UserRequest{UserID: u.ID})
+			_, err := e.me(sess.AccessToken, u.ID)
 			return err
 		}},
 		{"refresh", func() error { _, err := e.refresh(sess.RefreshToken); return err }},
@@ -149,7 +149,7 @@ func TestDatabaseOutage(t *testing.T) {
 	proxy.restore()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		_, err := request[events.UserRequest, events.UserReply](e, events.SubjectAuthMe, events.UserRequest{UserID: u.ID})
+		_, err := e.me(sess.AccessToken, u.ID)
 		if err == nil {
 			break
 		}

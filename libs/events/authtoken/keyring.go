@@ -83,7 +83,7 @@ type Keyring struct {
 
 // NewKeyring returns a keyring that fetches keys over nc.
 func NewKeyring(nc *nats.Conn, log *slog.Logger, cfg KeyringConfig) *Keyring {
-	return newKeyring(func(ctx context.Context) ([]events.PublicKey, error) {
+	return NewKeyringFunc(func(ctx context.Context) ([]events.PublicKey, error) {
 		rep, err := events.Request[events.Empty, events.KeysReply](ctx, nc, events.SubjectAuthKeys, events.Empty{})
 		if err != nil {
 			return nil, fmt.Errorf("request %s: %w", events.SubjectAuthKeys, err)
@@ -92,7 +92,9 @@ func NewKeyring(nc *nats.Conn, log *slog.Logger, cfg KeyringConfig) *Keyring {
 	}, log, cfg)
 }
 
-func newKeyring(source func(ctx context.Context) ([]events.PublicKey, error), log *slog.Logger, cfg KeyringConfig) *Keyring {
+// NewKeyringFunc returns a keyring that gets its keys from source (the auth service
+// reads its own).
+func NewKeyringFunc(source func(ctx context.Context) ([]events.PublicKey, error), log *slog.Logger, cfg KeyringConfig) *Keyring {
 	return &Keyring{
 		source:   source,
 		log:      log,
@@ -141,6 +143,29 @@ func (k *Keyring) Run(ctx context.Context) {
 			wait = min(wait*2, 5*time.Second)
 		}
 	}
+}
+
+// Caller returns who the access token forwarded with the request in ctx
+// (events.UserToken, see events.HeaderUserToken) speaks for, and makes *payloadUser,
+// the user id in the request's payload, that user: an empty one is filled in, another
+// one is refused. The errors are *events.Error: unauthenticated for a missing, bad or
+// mismatched token (the gateway never sends those: only a forged call does, so each is
+// logged), unavailable while no key set could be fetched.
+func (k *Keyring) Caller(ctx context.Context, payloadUser *string) (Identity, error) {
+	id, err := k.Verify(ctx, events.UserToken(ctx))
+	switch {
+	case errors.Is(err, ErrNoKeys):
+		return Identity{}, events.ErrUnavailable
+	case err != nil:
+		k.log.WarnContext(ctx, "user request refused: no valid user token")
+		return Identity{}, events.ErrUnauthenticated
+	case *payloadUser != "" && *payloadUser != id.UserID:
+		k.log.WarnContext(ctx, "user request refused: payload user is not the token's",
+			"token_user", id.UserID, "payload_user", *payloadUser)
+		return Identity{}, events.ErrUnauthenticated
+	}
+	*payloadUser = id.UserID
+	return id, nil
 }
 
 // Verify checks token (see Verifier.Verify) and returns who it speaks for. Every

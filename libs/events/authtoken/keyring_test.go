@@ -73,7 +73,7 @@ func (k testKey) token(user string, iat time.Time) string {
 }
 
 func newTestKeyring(auth *fakeAuth) *Keyring {
-	return newKeyring(auth.source, slog.New(slog.DiscardHandler), KeyringConfig{RetryInterval: time.Millisecond, RefetchInterval: time.Hour})
+	return NewKeyringFunc(auth.source, slog.New(slog.DiscardHandler), KeyringConfig{RetryInterval: time.Millisecond, RefetchInterval: time.Hour})
 }
 
 // TestKeyringLazyStart: while auth has not answered, Verify says ErrNoKeys (not an

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/parley-chat/parley/libs/events"
+	"github.com/parley-chat/parley/libs/events/authtoken"
 	"github.com/parley-chat/parley/libs/ops"
 	"github.com/parley-chat/parley/services/auth/internal/app"
 )
@@ -23,9 +24,11 @@ import (
 const Version = "1.0.0"
 
 // Start adds the auth micro service to nc with one endpoint per auth subject, each
-// handler bounded by timeout and measured by metrics (which may be nil). Stop the
-// returned service to drain it.
-func Start(nc *nats.Conn, svc *app.Service, log *slog.Logger, timeout time.Duration, metrics *ops.RPCMetrics) (micro.Service, error) {
+// handler bounded by timeout and measured by metrics (which may be nil). The calls made
+// for a signed-in user (logout, me) act only for the user and session of the access
+// token the gateway forwards, verified with keys (see Keys), not for the ids in the
+// payload. Stop the returned service to drain it.
+func Start(nc *nats.Conn, svc *app.Service, keys *authtoken.Keyring, log *slog.Logger, timeout time.Duration, metrics *ops.RPCMetrics) (micro.Service, error) {
 	ms, err := micro.AddService(nc, micro.Config{
 		Name:        events.AuthService,
 		Version:     Version,
@@ -34,7 +37,7 @@ func Start(nc *nats.Conn, svc *app.Service, log *slog.Logger, timeout time.Durat
 	if err != nil {
 		return nil, fmt.Errorf("add auth micro service: %w", err)
 	}
-	h := handlers{svc: svc}
+	h := handlers{svc: svc, keys: keys}
 	endpoints := []struct {
 		name    string
 		subject string
@@ -45,7 +48,7 @@ func Start(nc *nats.Conn, svc *app.Service, log *slog.Logger, timeout time.Durat
 		{"refresh", events.SubjectAuthRefresh, events.Handle(log, timeout, h.refresh)},
 		{"logout", events.SubjectAuthLogout, events.Handle(log, timeout, h.logout)},
 		{"me", events.SubjectAuthMe, events.Handle(log, timeout, h.me)},
-		{"keys", events.SubjectAuthKeys, events.Handle(log, timeout, h.keys)},
+		{"keys", events.SubjectAuthKeys, events.Handle(log, timeout, h.publicKeys)},
 	}
 	for _, e := range endpoints {
 		if err := ms.AddEndpoint(e.name, metrics.Wrap(e.name, e.handler), micro.WithEndpointSubject(e.subject)); err != nil {
@@ -57,7 +60,23 @@ func Start(nc *nats.Conn, svc *app.Service, log *slog.Logger, timeout time.Durat
 }
 
 type handlers struct {
-	svc *app.Service
+	svc  *app.Service
+	keys *authtoken.Keyring
+}
+
+// Keys is the source of a keyring over the service's own verification keys.
+func Keys(svc *app.Service) func(ctx context.Context) ([]events.PublicKey, error) {
+	return func(ctx context.Context) ([]events.PublicKey, error) {
+		keys, err := svc.PublicKeys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]events.PublicKey, 0, len(keys))
+		for _, k := range keys {
+			out = append(out, events.PublicKey{KID: k.KID, Alg: events.TokenAlg, Key: []byte(k.Key)})
+		}
+		return out, nil
+	}
 }
 
 func (h handlers) signup(ctx context.Context, req events.SignupRequest) (events.UserReply, error) {
@@ -92,6 +111,14 @@ func (h handlers) refresh(ctx context.Context, req events.RefreshRequest) (event
 }
 
 func (h handlers) logout(ctx context.Context, req events.LogoutRequest) (events.Empty, error) {
+	id, err := h.keys.Caller(ctx, &req.UserID)
+	if err != nil {
+		return events.Empty{}, err
+	}
+	if req.SessionID != "" && req.SessionID != id.SessionID {
+		return events.Empty{}, events.ErrUnauthenticated
+	}
+	req.SessionID = id.SessionID
 	if err := h.svc.Logout(ctx, req.UserID, req.SessionID, req.Everywhere); err != nil {
 		return events.Empty{}, toEventsError(err)
 	}
@@ -99,6 +126,9 @@ func (h handlers) logout(ctx context.Context, req events.LogoutRequest) (events.
 }
 
 func (h handlers) me(ctx context.Context, req events.UserRequest) (events.UserReply, error) {
+	if _, err := h.keys.Caller(ctx, &req.UserID); err != nil {
+		return events.UserReply{}, err
+	}
 	u, err := h.svc.User(ctx, req.UserID)
 	if err != nil {
 		return events.UserReply{}, toEventsError(err)
@@ -106,16 +136,12 @@ func (h handlers) me(ctx context.Context, req events.UserRequest) (events.UserRe
 	return events.UserReply{User: toEventsUser(u)}, nil
 }
 
-func (h handlers) keys(ctx context.Context, _ events.Empty) (events.KeysReply, error) {
-	keys, err := h.svc.PublicKeys(ctx)
+func (h handlers) publicKeys(ctx context.Context, _ events.Empty) (events.KeysReply, error) {
+	keys, err := Keys(h.svc)(ctx)
 	if err != nil {
 		return events.KeysReply{}, toEventsError(err)
 	}
-	out := events.KeysReply{Keys: make([]events.PublicKey, 0, len(keys))}
-	for _, k := range keys {
-		out.Keys = append(out.Keys, events.PublicKey{KID: k.KID, Alg: events.TokenAlg, Key: []byte(k.Key)})
-	}
-	return out, nil
+	return events.KeysReply{Keys: keys}, nil
 }
 
 func toEventsUser(u app.User) events.User {

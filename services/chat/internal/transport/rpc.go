@@ -82,30 +82,16 @@ func Serve(nc *nats.Conn, a *app.Service, keys *authtoken.Keyring, log *slog.Log
 	return s, nil
 }
 
-// asUser makes fn act only for the user the forwarded access token names
-// (events.HeaderUserToken, verified with auth's keys: signature, typ, iss, aud, exp):
-// the payload's user id (user gives its address) is set to the token's subject. No
-// token, a bad token, or a payload naming another user is unauthenticated (the
-// gateway never sends those: only a forged call does); no keys from auth yet is
-// unavailable. A token verified before costs a hash and a map look-up.
+// asUser makes fn act only for the user the forwarded access token names (see
+// authtoken.Keyring.Caller: the payload's user id, user gives its address, is set to
+// the token's subject; a missing, bad or mismatched token is unauthenticated; no keys
+// from auth yet is unavailable). A token verified before costs a hash and a look-up.
 func asUser[Req, Rep any](s *Server, user func(*Req) *string, fn events.HandlerFunc[Req, Rep]) events.HandlerFunc[Req, Rep] {
 	return func(ctx context.Context, req Req) (Rep, error) {
-		var zero Rep
-		id, err := s.keys.Verify(ctx, events.UserToken(ctx))
-		switch {
-		case errors.Is(err, authtoken.ErrNoKeys):
-			return zero, events.ErrUnavailable
-		case err != nil:
-			s.log.Warn("user request refused: no valid user token", "request_id", events.RequestID(ctx))
-			return zero, events.ErrUnauthenticated
+		if _, err := s.keys.Caller(ctx, user(&req)); err != nil {
+			var zero Rep
+			return zero, err
 		}
-		uid := user(&req)
-		if *uid != "" && *uid != id.UserID {
-			s.log.Warn("user request refused: payload user is not the token's", "request_id", events.RequestID(ctx),
-				"token_user", id.UserID, "payload_user", *uid)
-			return zero, events.ErrUnauthenticated
-		}
-		*uid = id.UserID
 		return fn(ctx, req)
 	}
 }
