@@ -2,123 +2,30 @@ package auth_test
 
 import (
 	"errors"
-	"io"
 	"net"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/libs/devstack/tcpproxy"
 	"github.com/parley-chat/parley/libs/events"
 )
-
-// tcpProxy forwards connections from a local port to a target; cut closes the port and
-// every open connection (the database looks down: connection refused), restore opens
-// the port again.
-type tcpProxy struct {
-	t      *testing.T
-	addr   string
-	target string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]struct{}
-}
-
-func newTCPProxy(t *testing.T, target string) *tcpProxy {
-	t.Helper()
-	p := &tcpProxy{t: t, target: target, conns: map[net.Conn]struct{}{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("proxy listen: %v", err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(p.cut)
-	return p
-}
-
-func (p *tcpProxy) port() int {
-	_, port, _ := net.SplitHostPort(p.addr)
-	n, _ := strconv.Atoi(port)
-	return n
-}
-
-func (p *tcpProxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.forward(c)
-		}
-	}()
-}
-
-func (p *tcpProxy) forward(c net.Conn) {
-	up, err := net.Dial("tcp", p.target)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.mu.Lock()
-	if p.ln == nil { // cut meanwhile
-		p.mu.Unlock()
-		c.Close()
-		up.Close()
-		return
-	}
-	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-	p.mu.Unlock()
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
-	<-done
-	c.Close()
-	up.Close()
-}
-
-func (p *tcpProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-		delete(p.conns, c)
-	}
-}
-
-func (p *tcpProxy) restore() {
-	p.t.Helper()
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		p.t.Fatalf("proxy listen again: %v", err)
-	}
-	p.serve(ln)
-}
 
 // TestDatabaseOutage: while MySQL cannot be reached every RPC that needs it answers
 // unavailable (a 503 with Retry-After at the gateway), not internal; auth works again
 // once the database is back.
 func TestDatabaseOutage(t *testing.T) {
 	e := newEnv(t, nil)
-	proxy := newTCPProxy(t, net.JoinHostPort(e.db.Host, strconv.Itoa(e.db.Port)))
+	proxy := tcpproxy.New(t, net.JoinHostPort(e.db.Host, strconv.Itoa(e.db.Port)))
 	e.stop()
 	cfg := e.cfg
-	cfg.DB.Host, cfg.DB.Port = "127.0.0.1", proxy.port()
+	cfg.DB.Host, cfg.DB.Port = "127.0.0.1", proxy.Port()
 	e.start(cfg)
 
 	u, pw := e.mustSignup("olga")
 	sess := e.mustLogin("olga", pw)
 
-	proxy.cut()
+	proxy.Cut()
 	calls := []struct {
 		name string
 		call func() error
@@ -146,7 +53,7 @@ func TestDatabaseOutage(t *testing.T) {
 		})
 	}
 
-	proxy.restore()
+	proxy.Restore()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		_, err := e.me(sess.AccessToken, u.ID)

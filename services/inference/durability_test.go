@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley-chat/parley/libs/devstack/fakehf"
+	"github.com/parley-chat/parley/libs/devstack/tcpproxy"
 	"github.com/parley-chat/parley/libs/events"
 	"github.com/parley-chat/parley/services/inference"
 )
@@ -65,59 +66,6 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-}
-
-// proxy is a TCP proxy to NATS that can be cut, like a worker's process being killed:
-// the connection drops and never comes back.
-type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-}
-
-func newProxy(t *testing.T, natsURL string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	p := &proxy{ln: ln, target: strings.TrimPrefix(natsURL, "nats://")}
-	go p.serve()
-	t.Cleanup(p.kill)
-	return p
-}
-
-func (p *proxy) url() string { return "nats://" + p.ln.Addr().String() }
-
-func (p *proxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		u, err := net.Dial("tcp", p.target)
-		if err != nil {
-			_ = c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, u)
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(u, c); _ = u.Close() }()
-		go func() { _, _ = io.Copy(c, u); _ = c.Close() }()
-	}
-}
-
-// kill closes the listener and every connection.
-func (p *proxy) kill() {
-	_ = p.ln.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
 }
 
 func TestLastDeliveryStoresFailed(t *testing.T) {
@@ -194,14 +142,14 @@ func TestCompletionWaitsForChat(t *testing.T) {
 
 func TestDeadWorkerIsReplaced(t *testing.T) {
 	t.Parallel()
-	var p *proxy
+	var p *tcpproxy.Proxy
 	e := newEnvWith(t, envOptions{
 		hf:   true,
 		fake: fakehf.Options{TokenDelay: 40 * time.Millisecond},
 		cfg:  func(c *inference.Config) { c.AckWait = 2 * time.Second },
 		firstWorkerURL: func(natsURL string) string {
-			p = newProxy(t, natsURL)
-			return p.url()
+			p = tcpproxy.New(t, strings.TrimPrefix(natsURL, "nats://"))
+			return "nats://" + p.Addr()
 		},
 	})
 	user := newID()
@@ -211,7 +159,7 @@ func TestDeadWorkerIsReplaced(t *testing.T) {
 	var once sync.Once
 	evs := e.generation(sent.AssistantMessage.ID, func(events.GenerationEvent) {
 		once.Do(func() {
-			p.kill() // the first worker is gone without a word
+			p.Cut() // the first worker is gone without a word
 			e.startWorker()
 		})
 	})

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/libs/devstack/fakehf"
+	"github.com/parley-chat/parley/libs/devstack/tcpproxy"
 	"github.com/parley-chat/parley/libs/events"
 	"github.com/parley-chat/parley/services/chat"
 	"github.com/parley-chat/parley/services/inference"
@@ -180,7 +181,7 @@ func TestNATSRestart(t *testing.T) {
 // as when its process is killed): JetStream redelivers the event to the other worker
 // after AckWait, and the client sees reset and then the full answer.
 func TestWorkerDies(t *testing.T) {
-	var proxies []*e2e.Proxy
+	var proxies []*tcpproxy.Proxy
 	var fakes []*e2e.Fake
 	for range 2 {
 		hf := e2e.NewFake(fakehf.Options{TokenDelay: 50 * time.Millisecond})
@@ -193,9 +194,11 @@ func TestWorkerDies(t *testing.T) {
 			return fakes[i]
 		},
 		WorkerNATSURL: func(_ int, natsURL string) string {
-			p := e2e.NewProxy(t, strings.TrimPrefix(natsURL, "nats://"))
+			// The worker reaches NATS through a proxy; cutting it is, to the NATS
+			// server, the worker's process dying: no more acks or heartbeats.
+			p := tcpproxy.New(t, strings.TrimPrefix(natsURL, "nats://"))
 			proxies = append(proxies, p)
-			return p.URL()
+			return "nats://" + p.Addr()
 		},
 		// A short AckWait: the dead worker's event is redelivered within seconds.
 		Inference: func(_ int, cfg *inference.Config) {

@@ -4,80 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"sync"
-	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/parley-chat/parley/libs/events"
 )
-
-// Proxy is a TCP proxy in front of the NATS server for one service. Cut drops its
-// connections and refuses new ones, which to the NATS server looks exactly like the
-// service's process dying: no more acks, no more in-progress heartbeats.
-type Proxy struct {
-	t      *testing.T
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-	cut    bool
-}
-
-// NewProxy listens on a local port and forwards to target (host:port).
-func NewProxy(t *testing.T, target string) *Proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &Proxy{t: t, ln: ln, target: target}
-	t.Cleanup(func() { _ = ln.Close(); p.Cut() })
-	go p.accept()
-	return p
-}
-
-// URL is the proxy's NATS URL.
-func (p *Proxy) URL() string { return "nats://" + p.ln.Addr().String() }
-
-func (p *Proxy) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.cut {
-			p.mu.Unlock()
-			_ = c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			p.mu.Unlock()
-			_ = c.Close()
-			continue
-		}
-		p.conns = append(p.conns, c, up)
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
-		go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
-	}
-}
-
-// Cut drops every connection and refuses new ones from now on.
-func (p *Proxy) Cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = true
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-}
 
 // WaitWorkersPulling waits until `workers` workers pull from the inference durable
 // consumer (each is set up and ready for events).
