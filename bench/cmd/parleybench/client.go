@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -189,6 +190,54 @@ func (c *apiClient) stream(ctx context.Context, msgID string, opened func()) (st
 			}
 			r.Status, r.Content = fin.Message.Status, fin.Message.Content
 			return r, nil
+		}
+	}
+}
+
+// watchChat holds the chat's live event stream (GET /api/chats/{id}/events, what the
+// web app keeps open for the chat on screen) until ctx ends, counting the
+// message.completed events it sees. opened is called once the headers are in. An
+// event of another chat is an error.
+func (c *apiClient) watchChat(ctx context.Context, chatID string, opened func(), completed func()) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/chats/"+chatID+"/events", nil)
+	if err != nil {
+		return fmt.Errorf("chat events: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "text/event-stream")
+	res, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("chat events: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+		return &apiError{Op: "chat events", Status: res.StatusCode, Body: string(b)}
+	}
+	opened()
+	rd := sse.NewReader(res.Body)
+	for {
+		ev, err := rd.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("chat events ended: %w", err)
+		}
+		var d struct {
+			ChatID string `json:"chat_id"`
+			Chat   struct {
+				ID string `json:"id"`
+			} `json:"chat"`
+		}
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
+			return fmt.Errorf("chat events: decode %s: %w", ev.Type, err)
+		}
+		if id := cmp.Or(d.ChatID, d.Chat.ID); id != chatID {
+			return fmt.Errorf("chat events: %s event of chat %q on the stream of %q", ev.Type, id, chatID)
+		}
+		if ev.Type == "message.completed" {
+			completed()
 		}
 	}
 }

@@ -309,6 +309,11 @@ func turns(ctx context.Context, st *stack, in *infra, users []*user, o *options,
 	for _, u := range users {
 		wg.Go(func() {
 			time.Sleep(time.Duration(int64(o.ramp) * int64(u.i) / int64(len(users))))
+			good := 0 // this user's good turns
+			if o.watch {
+				stop := watch(ctx, u, e)
+				defer func() { stop(good) }()
+			}
 			for k := range o.turns {
 				tctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 				t0 := time.Now()
@@ -345,6 +350,7 @@ func turns(ctx context.Context, st *stack, in *infra, users []*user, o *options,
 					continue
 				}
 				done.Add(1)
+				good++
 				mu.Lock()
 				r.TTFT = append(r.TTFT, res.First.Sub(t0))
 				r.Full = append(r.Full, res.End.Sub(t0))
@@ -372,6 +378,40 @@ func turns(ctx context.Context, st *stack, in *infra, users []*user, o *options,
 		p.RSSStartMiB, p.RSSPeakMiB, p.RSSEndMiB = mib(p.start.RSS), mib(p.peak), mib(p.end.RSS)
 	}
 	return r
+}
+
+// watch opens u's chat event stream and returns once it is open (or failed). The
+// returned stop waits (at most 10 s) until the stream has shown the message.completed
+// of each of the user's good turns, then closes it; a missing one is an error.
+func watch(ctx context.Context, u *user, e *errs) (stop func(good int)) {
+	wctx, cancel := context.WithCancel(ctx)
+	var completed atomic.Int64
+	opened := make(chan struct{})
+	var once sync.Once
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		defer once.Do(func() { close(opened) })
+		if err := u.c.watchChat(wctx, u.chatID, func() { once.Do(func() { close(opened) }) },
+			func() { completed.Add(1) }); err != nil {
+			e.add("watch", err)
+		}
+	}()
+	<-opened
+	return func(good int) {
+		for deadline := time.Now().Add(10 * time.Second); completed.Load() < int64(good) && time.Now().Before(deadline); {
+			select {
+			case <-ended:
+				deadline = time.Now()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		if n := completed.Load(); n < int64(good) {
+			e.add("watch", fmt.Errorf("the chat's event stream showed %d message.completed events, want %d", n, good))
+		}
+		cancel()
+		<-ended
+	}
 }
 
 func expectedAnswer(n int) string {

@@ -50,6 +50,7 @@ type options struct {
 	loginConcurrency int
 	loginDuration    time.Duration
 	idle             bool
+	watch            bool
 	extraEnv         []string
 	keep             bool
 }
@@ -114,6 +115,7 @@ func parse(args []string) (*options, error) {
 	fs.IntVar(&o.loginConcurrency, "login-concurrency", 8, "concurrent clients of the login benchmark")
 	fs.DurationVar(&o.loginDuration, "login-duration", 10*time.Second, "length of the login benchmark")
 	fs.BoolVar(&o.idle, "idle", true, "measure memory per idle open stream, on a stack of its own, once per users count")
+	fs.BoolVar(&o.watch, "watch", false, "each user also holds its chat's live event stream (GET /api/chats/{id}/events) open during its turns, as the web app does, and must see every answer's message.completed on it")
 	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (logs, profiles)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
