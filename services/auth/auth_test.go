@@ -68,11 +68,7 @@ func newEnv(t *testing.T, mutate func(*auth.Config)) *env {
 	if mutate != nil {
 		mutate(&e.cfg)
 	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatalf("connect to nats: %v", err)
-	}
-	t.Cleanup(nc.Close)
+	nc := testnats.Connect(t, ns.ClientURL())
 	e.nc = nc
 	e.stop = e.start(e.cfg)
 	return e
@@ -852,11 +848,7 @@ func TestRestartKeepsKey(t *testing.T) {
 func TestConcurrentStartsConvergeOnOneKey(t *testing.T) {
 	d := testdb.New(t)
 	ns := testnats.New(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
+	nc := testnats.Connect(t, ns.ClientURL())
 	e := &env{t: t, db: d, ns: ns, nc: nc, cfg: testConfig(d, ns)}
 	var wg sync.WaitGroup
 	for range 3 {

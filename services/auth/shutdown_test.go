@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 
 	"github.com/parley-chat/parley/libs/devstack/testdb"
 	"github.com/parley-chat/parley/libs/devstack/testlog"
@@ -45,11 +44,7 @@ func TestShutdownWhileBusy(t *testing.T) {
 	logs := &testlog.Buffer{}
 	log := events.WithRequestIDLogging(slog.New(slog.NewJSONHandler(logs, nil)))
 
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := testnats.Connect(t, ns.ClientURL())
 	e := &env{t: t, db: d, ns: ns, nc: nc, cfg: cfg}
 
 	ctx, cancel := context.WithCancel(context.Background())

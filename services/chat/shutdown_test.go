@@ -34,11 +34,7 @@ import (
 func TestShutdownWhileBusy(t *testing.T) {
 	d := testdb.New(t)
 	ns := testnats.New(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := testnats.Connect(t, ns.ClientURL())
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

@@ -143,11 +143,7 @@ func TestUserTokenBeforeAuth(t *testing.T) {
 	start := func(t *testing.T, keysWait time.Duration) *env {
 		d := testdb.New(t)
 		ns := testnats.New(t)
-		nc, err := nats.Connect(ns.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
+		nc := testnats.Connect(t, ns.ClientURL())
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {

@@ -176,16 +176,14 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		DB: db.Config{Username: d.User, Password: d.Password, Host: d.Host, Port: d.Port, Name: d.Name}}
 	e.startChat()
 
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
+	nc := testnats.Connect(t, ns.ClientURL())
 	e.nc = nc
 	e.tokens = authtokentest.Serve(t, nc) // stands in for auth's token keys
-	if e.js, err = jetstream.New(nc); err != nil {
+	js, err := jetstream.New(nc)
+	if err != nil {
 		t.Fatalf("jetstream: %v", err)
 	}
+	e.js = js
 	e.waitForChat()
 	return e
 }
