@@ -137,17 +137,21 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
 	g, gctx := errgroup.WithContext(runCtx)
+	// Sessions revoked by logout are refused too: the bucket auth writes (chat waits
+	// for it rather than create it).
+	revs := authtoken.NewRevocations(js, log, authtoken.RevocationsConfig{})
 	g.Go(func() error { keys.Run(gctx); return nil })
+	g.Go(func() error { revs.Run(gctx); return nil })
 	// The service announces itself (its micro endpoints answer $SRV.PING, which the
 	// gateway's /readyz?deps=1 counts) once it can verify tokens, so "ready" means its
 	// user RPCs work; with auth away longer than KeysWait it serves anyway (its user
 	// RPCs answer unavailable meanwhile, and the workers' calls need no token).
 	wctx, cancelWait := context.WithTimeout(gctx, cfg.KeysWait)
-	if err := keys.Wait(wctx); err != nil && ctx.Err() == nil {
-		log.Warn("serving before auth's token keys could be fetched", "waited", cfg.KeysWait)
+	if err := errors.Join(keys.Wait(wctx), revs.Wait(wctx)); err != nil && ctx.Err() == nil {
+		log.Warn("serving before auth's token keys and revocations could be loaded", "waited", cfg.KeysWait)
 	}
 	cancelWait()
-	server, err := transport.Serve(nc, svc, keys, log, cfg.RPCTimeout, ops.NewRPCMetrics(reg, events.ChatService))
+	server, err := transport.Serve(nc, svc, keys, revs, log, cfg.RPCTimeout, ops.NewRPCMetrics(reg, events.ChatService))
 	if err != nil {
 		cancelRun()
 		return errors.Join(err, g.Wait())
@@ -162,8 +166,11 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		return ops.Serve(gctx, cfg.OpsAddr, ops.Handler(reg, map[string]ops.Check{
 			"nats": ops.NATSConnected(nc), "mysql": ops.DBReachable(sqlDB),
 			"tokens": func(context.Context) error {
-				if !keys.Ready() {
+				switch {
+				case !keys.Ready():
 					return errors.New("auth's token keys not fetched yet")
+				case !revs.Ready():
+					return errors.New("revoked sessions not loaded yet")
 				}
 				return nil
 			},

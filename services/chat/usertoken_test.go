@@ -43,6 +43,21 @@ func TestUserToken(t *testing.T) {
 	foreign := authtokentest.New(t).Token(bob) // a key auth never published
 	ap, bp := strings.Split(aliceTok, "."), strings.Split(bobTok, ".")
 	spliced := ap[0] + "." + bp[1] + "." + ap[2] // bob's claims under alice's signature
+	// bob logged out of one session: auth wrote it to the revoked-sessions bucket.
+	loggedOut := e.tokens.Sign(map[string]any{"iss": events.TokenIssuer, "aud": events.TokenAudience, "sub": bob, "sid": "s-logged-out",
+		"jti": "j2", "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()})
+	kv, err := e.js.KeyValue(context.Background(), events.BucketRevokedSessions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(context.Background(), "s-logged-out", []byte(now.Format(time.RFC3339Nano))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "chat to refuse the logged-out session", func() bool {
+		_, err := rawRequest[events.ListChatsRequest, events.ListChatsReply](e, events.SubjectChatList, loggedOut, events.ListChatsRequest{UserID: bob})
+		var ee *events.Error
+		return errors.As(err, &ee) && ee.Code == events.CodeUnauthenticated
+	})
 
 	for name, tok := range map[string]string{
 		"no token":                        "",
@@ -52,6 +67,7 @@ func TestUserToken(t *testing.T) {
 		"bob's token by an unknown key":   foreign,
 		"bob's claims, alice's signature": spliced,
 		"garbage":                         "not.a.token",
+		"bob's token, session logged out": loggedOut,
 	} {
 		t.Run(name, func(t *testing.T) {
 			calls := map[string]func() error{

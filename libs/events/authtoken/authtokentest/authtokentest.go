@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/parley-chat/parley/libs/events"
 )
@@ -44,9 +45,19 @@ func Serve(t testing.TB, nc *nats.Conn) *Issuer {
 }
 
 // ServeOn answers events.SubjectAuthKeys on nc with the Issuer's key until the test
-// ends (the subscription survives reconnects), as the auth service does.
+// ends (the subscription survives reconnects), and creates the revoked-sessions bucket
+// (empty), as the auth service does at start.
 func (i *Issuer) ServeOn(t testing.TB, nc *nats.Conn) {
 	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateOrUpdateKeyValue(ctx, events.RevokedSessionsBucket(16*time.Minute, 1)); err != nil {
+		t.Fatalf("create the revoked-sessions bucket: %v", err)
+	}
 	pub := i.priv.Public().(ed25519.PublicKey)
 	body, err := json.Marshal(events.KeysReply{Keys: []events.PublicKey{{KID: i.kid, Alg: events.TokenAlg, Key: pub}}})
 	if err != nil {

@@ -31,6 +31,7 @@ type Server struct {
 	svc      micro.Service
 	app      *app.Service
 	keys     *authtoken.Keyring
+	revs     *authtoken.Revocations
 	log      *slog.Logger
 	sem      chan struct{}
 	inflight sync.WaitGroup
@@ -40,10 +41,10 @@ type Server struct {
 // goroutine (micro delivers one subscription's messages one at a time), bounded by
 // maxInFlight, and measured by metrics (which may be nil). The user-facing endpoints
 // act only for the user named by the access token the gateway forwards, verified with
-// keys (see asUser); the worker-side ones (conversation, start, complete) carry no
+// keys and not revoked in revs (see asUser); the worker-side ones (conversation, start, complete) carry no
 // user and are guarded by NATS permissions.
-func Serve(nc *nats.Conn, a *app.Service, keys *authtoken.Keyring, log *slog.Logger, timeout time.Duration, metrics *ops.RPCMetrics) (*Server, error) {
-	s := &Server{app: a, keys: keys, log: log, sem: make(chan struct{}, maxInFlight)}
+func Serve(nc *nats.Conn, a *app.Service, keys *authtoken.Keyring, revs *authtoken.Revocations, log *slog.Logger, timeout time.Duration, metrics *ops.RPCMetrics) (*Server, error) {
+	s := &Server{app: a, keys: keys, revs: revs, log: log, sem: make(chan struct{}, maxInFlight)}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        events.ChatService,
 		Version:     serviceVersion,
@@ -85,12 +86,22 @@ func Serve(nc *nats.Conn, a *app.Service, keys *authtoken.Keyring, log *slog.Log
 // asUser makes fn act only for the user the forwarded access token names (see
 // authtoken.Keyring.Caller: the payload's user id, user gives its address, is set to
 // the token's subject; a missing, bad or mismatched token is unauthenticated; no keys
-// from auth yet is unavailable). A token verified before costs a hash and a look-up.
+// from auth yet is unavailable), and only while its session is not revoked (the
+// revocation bucket auth writes on logout: a logged-out token is refused here too, not
+// only at the gateway; not loaded yet is unavailable). A token verified before costs a
+// hash and two look-ups.
 func asUser[Req, Rep any](s *Server, user func(*Req) *string, fn events.HandlerFunc[Req, Rep]) events.HandlerFunc[Req, Rep] {
 	return func(ctx context.Context, req Req) (Rep, error) {
-		if _, err := s.keys.Caller(ctx, user(&req)); err != nil {
-			var zero Rep
+		var zero Rep
+		id, err := s.keys.Caller(ctx, user(&req))
+		switch {
+		case err != nil:
 			return zero, err
+		case !s.revs.Ready():
+			return zero, events.ErrUnavailable
+		case s.revs.Revoked(id):
+			s.log.WarnContext(ctx, "user request refused: the token's session was revoked", "user_id", id.UserID)
+			return zero, events.ErrUnauthenticated
 		}
 		return fn(ctx, req)
 	}

@@ -9,15 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/parley-chat/parley/libs/events"
 	"github.com/parley-chat/parley/libs/events/authtoken"
 )
 
@@ -26,9 +23,6 @@ var (
 	ErrInvalid  = errors.New("invalid or revoked access token")
 	ErrNotReady = errors.New("token verification is not ready yet")
 )
-
-// userKeyPrefix marks a "log out everywhere" entry in the revocation bucket.
-const userKeyPrefix = "user_"
 
 // Principal is who a verified token speaks for.
 type Principal = authtoken.Identity
@@ -66,30 +60,21 @@ func (c Config) withDefaults() Config {
 
 // Guard verifies access tokens. It is safe for concurrent use.
 type Guard struct {
-	js   jetstream.JetStream
-	log  *slog.Logger
-	cfg  Config
 	keys *authtoken.Keyring
-
-	revReady atomic.Bool
-
-	mu       sync.RWMutex
-	sessions map[string]time.Time // revoked session id -> when it was revoked
-	users    map[string]time.Time // user id -> tokens issued before this are refused
+	revs *authtoken.Revocations
 }
 
 // New returns a guard that fetches keys and watches revocations over nc once Run starts.
 func New(nc *nats.Conn, js jetstream.JetStream, log *slog.Logger, cfg Config) *Guard {
 	cfg = cfg.withDefaults()
 	return &Guard{
-		js:  js,
-		log: log,
-		cfg: cfg,
 		keys: authtoken.NewKeyring(nc, log, authtoken.KeyringConfig{
 			RefetchInterval: cfg.RefetchInterval, RefreshPeriod: cfg.RefreshPeriod, RequestTimeout: cfg.RequestTimeout,
 		}),
-		sessions: make(map[string]time.Time),
-		users:    make(map[string]time.Time),
+		// The gateway may start before auth: it creates the bucket if need be.
+		revs: authtoken.NewRevocations(js, log, authtoken.RevocationsConfig{
+			TTL: cfg.RevocationTTL, CreateBucket: true, StreamReplicas: cfg.StreamReplicas, RequestTimeout: cfg.RequestTimeout,
+		}),
 	}
 }
 
@@ -98,8 +83,7 @@ func New(nc *nats.Conn, js jetstream.JetStream, log *slog.Logger, cfg Config) *G
 func (g *Guard) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { g.keys.Run(ctx) })
-	wg.Go(func() { g.watchRevocations(ctx) })
-	wg.Go(func() { g.prune(ctx) })
+	wg.Go(func() { g.revs.Run(ctx) })
 	wg.Wait()
 	return nil
 }
@@ -110,7 +94,7 @@ func (g *Guard) Ready() error {
 	if !g.keys.Ready() {
 		return fmt.Errorf("%w: no token keys from the auth service yet", ErrNotReady)
 	}
-	if !g.revReady.Load() {
+	if !g.revs.Ready() {
 		return fmt.Errorf("%w: revocation list not loaded yet", ErrNotReady)
 	}
 	return nil
@@ -125,166 +109,15 @@ func (g *Guard) Check(ctx context.Context, token string) (Principal, error) {
 		return Principal{}, err
 	}
 	p, err := g.keys.Verify(ctx, token)
-	if err != nil || g.revoked(p) {
+	if err != nil || g.revs.Revoked(p) {
 		return Principal{}, ErrInvalid
 	}
 	return p, nil
 }
 
-func (g *Guard) revoked(p Principal) bool {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	if _, ok := g.sessions[p.SessionID]; ok {
-		return true
-	}
-	if notBefore, ok := g.users[p.UserID]; ok && p.IssuedAt.Before(notBefore) {
-		return true
-	}
-	return false
-}
-
 // RevokeSession refuses the session's tokens on this replica at once (the auth service
 // writes the bucket for every other replica).
-func (g *Guard) RevokeSession(sessionID string, at time.Time) {
-	if sessionID == "" {
-		return
-	}
-	g.mu.Lock()
-	g.sessions[sessionID] = at
-	g.mu.Unlock()
-}
+func (g *Guard) RevokeSession(sessionID string, at time.Time) { g.revs.RevokeSession(sessionID, at) }
 
 // RevokeUser refuses, on this replica at once, every token of the user issued before at.
-func (g *Guard) RevokeUser(userID string, at time.Time) {
-	if userID == "" {
-		return
-	}
-	g.mu.Lock()
-	if cur, ok := g.users[userID]; !ok || at.After(cur) {
-		g.users[userID] = at
-	}
-	g.mu.Unlock()
-}
-
-// watchRevocations follows the revocation bucket, creating it when it does not exist
-// yet (so the gateway can start before auth), and starting over if the watch ends.
-func (g *Guard) watchRevocations(ctx context.Context) {
-	for ctx.Err() == nil {
-		err := g.watchOnce(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		g.log.Warn("watch revoked sessions", "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-func (g *Guard) watchOnce(ctx context.Context) error {
-	kv, err := g.bucket(ctx)
-	if err != nil {
-		return err
-	}
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watch bucket %s: %w", events.BucketRevokedSessions, err)
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("revocation watch ended")
-			}
-			if e == nil {
-				if !g.revReady.Swap(true) {
-					g.log.Info("revocation list loaded")
-				}
-				continue
-			}
-			g.apply(e)
-		}
-	}
-}
-
-func (g *Guard) bucket(ctx context.Context) (jetstream.KeyValue, error) {
-	ctx, cancel := context.WithTimeout(ctx, g.cfg.RequestTimeout)
-	defer cancel()
-	kv, err := g.js.KeyValue(ctx, events.BucketRevokedSessions)
-	if err == nil {
-		return kv, nil
-	}
-	if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, fmt.Errorf("open bucket %s: %w", events.BucketRevokedSessions, err)
-	}
-	kv, err = g.js.CreateKeyValue(ctx, events.RevokedSessionsBucket(g.cfg.RevocationTTL, g.cfg.StreamReplicas))
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = g.js.KeyValue(ctx, events.BucketRevokedSessions)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("create bucket %s: %w", events.BucketRevokedSessions, err)
-	}
-	return kv, nil
-}
-
-// apply records one bucket entry: a session id (revoked), or user_<id> with the time
-// before which that user's tokens are refused.
-func (g *Guard) apply(e jetstream.KeyValueEntry) {
-	key := e.Key()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if e.Operation() != jetstream.KeyValuePut {
-		// A deleted entry no longer revokes anything; local revocations of this replica
-		// are kept until they age out, as they are never deleted by auth.
-		if uid, ok := strings.CutPrefix(key, userKeyPrefix); ok {
-			delete(g.users, uid)
-		} else {
-			delete(g.sessions, key)
-		}
-		return
-	}
-	if uid, ok := strings.CutPrefix(key, userKeyPrefix); ok {
-		at, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(string(e.Value())))
-		if err != nil {
-			// Unreadable: refuse every token issued up to when the entry was written.
-			at = e.Created()
-		}
-		if cur, ok := g.users[uid]; !ok || at.After(cur) {
-			g.users[uid] = at
-		}
-		return
-	}
-	g.sessions[key] = e.Created()
-}
-
-// prune forgets revocations older than RevocationTTL: every token they could refuse
-// has expired by then.
-func (g *Guard) prune(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			cutoff := now.Add(-g.cfg.RevocationTTL)
-			g.mu.Lock()
-			for k, at := range g.sessions {
-				if at.Before(cutoff) {
-					delete(g.sessions, k)
-				}
-			}
-			for k, at := range g.users {
-				if at.Before(cutoff) {
-					delete(g.users, k)
-				}
-			}
-			g.mu.Unlock()
-		}
-	}
-}
+func (g *Guard) RevokeUser(userID string, at time.Time) { g.revs.RevokeUser(userID, at) }
