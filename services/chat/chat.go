@@ -50,9 +50,8 @@ type Config struct {
 	// how many titles one replica asks for at a time.
 	TitleTimeout     time.Duration `envconfig:"CHAT_TITLE_TIMEOUT" default:"30s"`
 	TitleConcurrency int           `envconfig:"CHAT_TITLE_CONCURRENCY" default:"4"`
-	// KeysWait is how long the service waits at start for auth's token keys (and the
-	// revoked-sessions list) before it
-	// announces itself anyway.
+	// KeysWait is how long the service waits at start for auth's token keys and the
+	// revoked-sessions list before it announces itself anyway.
 	KeysWait time.Duration `envconfig:"CHAT_KEYS_WAIT" default:"10s"`
 }
 
