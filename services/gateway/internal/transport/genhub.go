@@ -44,8 +44,7 @@ type genHub struct {
 	js  jetstream.JetStream
 	sub *nats.Subscription
 
-	mu        sync.RWMutex
-	listeners map[string][]*genListener // message id -> its open streams
+	listeners listeners[string, []byte] // by message id
 
 	// epoch changes whenever the subscription may have missed events: every stream
 	// then catches up from JetStream.
@@ -59,17 +58,11 @@ type genHub struct {
 	stream   jetstream.Stream
 }
 
-// genListener is one open stream's inbox of live events.
-type genListener struct {
-	id string
-	ch chan []byte
-	// lost is set when an event did not fit in ch; kick then has a token.
-	lost atomic.Bool
-	kick chan struct{}
-}
+// genListener is one open answer stream's inbox of live events.
+type genListener = listener[string, []byte]
 
 func newGenHub(nc *nats.Conn, js jetstream.JetStream) (*genHub, error) {
-	h := &genHub{nc: nc, js: js, listeners: make(map[string][]*genListener)}
+	h := &genHub{nc: nc, js: js}
 	sub, err := nc.Subscribe(events.SubjectGenerationsAll, h.dispatch)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to %s: %w", events.SubjectGenerationsAll, err)
@@ -90,65 +83,19 @@ func (h *genHub) dispatch(m *nats.Msg) {
 	if !ok {
 		return
 	}
-	h.mu.RLock()
-	for _, l := range h.listeners[id] {
-		l.offer(m.Data)
-	}
-	h.mu.RUnlock()
-}
-
-func (l *genListener) offer(data []byte) {
-	select {
-	case l.ch <- data:
-	default:
-		if !l.lost.Swap(true) {
-			select {
-			case l.kick <- struct{}{}:
-			default:
-			}
-		}
-	}
+	h.listeners.offer(id, m.Data)
 }
 
 // listen registers a stream of message id; it receives every event published from
 // now on (unless its buffer overflows). forget must follow.
 func (h *genHub) listen(id string) *genListener {
-	l := &genListener{id: id, ch: make(chan []byte, listenerBuffer), kick: make(chan struct{}, 1)}
-	h.mu.Lock()
-	h.listeners[id] = append(h.listeners[id], l)
-	h.mu.Unlock()
-	return l
+	return h.listeners.add(id, listenerBuffer, nil)
 }
 
-func (h *genHub) forget(l *genListener) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	ls := h.listeners[l.id]
-	for i, x := range ls {
-		if x == l {
-			ls[i] = ls[len(ls)-1]
-			ls[len(ls)-1] = nil
-			ls = ls[:len(ls)-1]
-			break
-		}
-	}
-	if len(ls) == 0 {
-		delete(h.listeners, l.id)
-	} else {
-		h.listeners[l.id] = ls
-	}
-}
+func (h *genHub) forget(l *genListener) { h.listeners.remove(l) }
 
 // open reports the number of registered streams (tests).
-func (h *genHub) open() int {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	n := 0
-	for _, ls := range h.listeners {
-		n += len(ls)
-	}
-	return n
-}
+func (h *genHub) open() int { return h.listeners.count() }
 
 // currentEpoch returns the epoch, first checking (at most every hubCheckEvery, for
 // all streams together) whether the subscription dropped messages or reconnected

@@ -124,11 +124,21 @@ func newFixture(t *testing.T, opts Options) *fixture {
 	}
 	// Requests that would have to wait for a service fail fast here.
 	opts.AuthTimeout, opts.ChatTimeout, opts.PasswordTimeout = time.Second, time.Second, time.Second
-	srv, err := New(Deps{Logger: log, NC: nc, JS: js, Guard: f.guard}, opts)
+	shutdown, stop := context.WithCancel(context.Background())
+	srv, err := New(Deps{Logger: log, NC: nc, JS: js, Guard: f.guard, Shutdown: shutdown}, opts)
 	if err != nil {
+		stop()
 		t.Fatalf("new server: %v", err)
 	}
 	f.srv = srv
+	t.Cleanup(func() {
+		stop()
+		select {
+		case <-srv.chats.stopped:
+		case <-time.After(10 * time.Second):
+			t.Errorf("chat event hub did not stop")
+		}
+	})
 	f.http = httptest.NewServer(srv.Handler())
 	t.Cleanup(f.http.Close)
 	return f

@@ -107,6 +107,8 @@ type Server struct {
 	router   chi.Router
 	// hub relays generation events to the open answer streams (nil without NATS).
 	hub *genHub
+	// chats relays chat events to the open chat streams (nil without NATS).
+	chats *chatHub
 	// sent are the answers just asked for through this replica.
 	sent *sentAnswers
 }
@@ -145,6 +147,9 @@ func New(deps Deps, opts Options) (*Server, error) {
 			return nil, err
 		}
 		s.hub = hub
+		// The hub reads until the server shuts down (open streams end then too).
+		s.chats = newChatHub(deps.NC, deps.JS, s.log)
+		s.chats.start(s.shutdown)
 	}
 	s.router = s.routes()
 	return s, nil

@@ -2,7 +2,6 @@ package transport
 
 import (
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -78,31 +77,44 @@ func TestWriteGeneration(t *testing.T) {
 	}
 }
 
-func TestChatEventFilter(t *testing.T) {
+// TestParseChatEvent: each CHAT_EVENTS message is decoded once into whose it is (chat
+// and user), its SSE name and its data on one line; what a chat stream does not relay
+// is refused.
+func TestParseChatEvent(t *testing.T) {
 	env := func(typ, data string) []byte {
 		return []byte(`{"id":"e1","type":"` + typ + `","source":"chat","time":"2026-01-01T00:00:00Z","version":1,"data":` + data + `}`)
 	}
+	type got struct {
+		Key        chatKey
+		Name, Data string
+		OK         bool
+	}
+	c1u1 := chatKey{chatID: "c1", userID: "u1"}
 	tests := []struct {
-		name     string
-		raw      []byte
-		wantName string
+		name string
+		raw  []byte
+		want got
 	}{
-		{"created, this chat", env(events.SubjectMessageCreated, `{"chat_id":"c1","user_id":"u1","assistant_message_id":"m2"}`), "message.created"},
-		{"completed, this chat", env(events.SubjectMessageCompleted, `{"chat_id":"c1","user_id":"u1","message":{"id":"m2"}}`), "message.completed"},
-		{"chat updated", env(events.SubjectChatUpdated, `{"user_id":"u1","chat":{"id":"c1","title":"t"}}`), "chat.updated"},
-		{"other chat", env(events.SubjectMessageCreated, `{"chat_id":"c2","user_id":"u1"}`), ""},
-		{"other user's event naming this chat", env(events.SubjectMessageCreated, `{"chat_id":"c1","user_id":"u2"}`), ""},
-		{"other chat updated", env(events.SubjectChatUpdated, `{"user_id":"u1","chat":{"id":"c2"}}`), ""},
-		{"garbage", []byte("nope"), ""},
+		{"created", env(events.SubjectMessageCreated, `{"chat_id":"c1", "user_id":"u1",
+			"assistant_message_id":"m2"}`),
+			got{c1u1, "message.created", `{"chat_id":"c1","user_id":"u1","assistant_message_id":"m2"}`, true}},
+		{"completed", env(events.SubjectMessageCompleted, `{"chat_id":"c1","user_id":"u1","message":{"id":"m2"}}`),
+			got{c1u1, "message.completed", `{"chat_id":"c1","user_id":"u1","message":{"id":"m2"}}`, true}},
+		{"chat updated", env(events.SubjectChatUpdated, `{"user_id":"u1","chat":{"id":"c1","title":"t"}}`),
+			got{c1u1, "chat.updated", `{"user_id":"u1","chat":{"id":"c1","title":"t"}}`, true}},
+		{"another user's event naming c1", env(events.SubjectMessageCreated, `{"chat_id":"c1","user_id":"u2"}`),
+			got{chatKey{chatID: "c1", userID: "u2"}, "message.created", `{"chat_id":"c1","user_id":"u2"}`, true}},
+		{"no user", env(events.SubjectMessageCreated, `{"chat_id":"c1"}`), got{}},
+		{"no chat", env(events.SubjectChatUpdated, `{"user_id":"u1","chat":{}}`), got{}},
+		{"not a chat event", env("auth.events.user.created", `{"chat_id":"c1","user_id":"u1"}`), got{}},
+		{"garbage", []byte("nope"), got{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			name, data, ok := chatEvent(tt.raw, "c1", "u1")
-			if name != tt.wantName || ok != (tt.wantName != "") {
-				t.Fatalf("got %q %v, want %q", name, ok, tt.wantName)
-			}
-			if ok && strings.ContainsAny(string(data), "\n\r") {
-				t.Errorf("data is not one line: %q", data)
+			ev, ok := parseChatEvent(tt.raw)
+			g := got{Key: ev.key, Name: ev.name, Data: string(ev.data), OK: ok}
+			if diff := cmp.Diff(tt.want, g, cmp.AllowUnexported(chatKey{})); diff != "" {
+				t.Errorf("parseChatEvent (-want +got):\n%s", diff)
 			}
 		})
 	}

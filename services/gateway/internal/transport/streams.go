@@ -1,9 +1,7 @@
 package transport
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -534,38 +532,64 @@ func sendStored(sw *sse.Writer, m events.Message, after int64) error {
 
 // chatEvents relays the live events of one chat (new messages, finished answers, chat
 // changes) to a second tab or device. Event ids are CHAT_EVENTS stream sequences, so a
-// client reconnecting with Last-Event-ID misses nothing on any replica.
+// client reconnecting with Last-Event-ID misses nothing on any replica. Live events
+// come from the replica's one reader of CHAT_EVENTS (chatHub); those after the client's
+// Last-Event-ID that came before the stream opened are read from JetStream.
 func (s *Server) chatEvents(w http.ResponseWriter, r *http.Request) error {
 	p := mustPrincipal(r)
 	c, err := s.ownedChat(r)
 	if err != nil {
 		return err
 	}
-	cfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.SubjectChatEvents},
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-	}
+	var after uint64
 	if v := r.Header.Get("Last-Event-ID"); v != "" {
-		if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil && n > 0 {
-			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, n+1
+		if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil {
+			after = n
 		}
+	}
+	if s.chats == nil || s.nc == nil || !s.nc.IsConnected() {
+		return events.ErrUnavailable
 	}
 	ctx, cancel := s.streamContext(r)
 	defer cancel()
-	f, _, err := s.openFeed(ctx, events.StreamChatEvents, cfg)
+
+	// Listen first, then read what is stored: the live events buffer meanwhile, and
+	// the stored ones reach at least as far as the hub had read when the stream
+	// registered, so nothing falls in between (and covered drops the overlap).
+	key := chatKey{chatID: c.ID, userID: p.UserID}
+	l, run, seq, err := s.chats.listen(key)
 	if err != nil {
 		s.log.Warn("open chat event stream", append(logAttrs(r), "chat_id", c.ID, "err", err)...)
 		return events.ErrUnavailable
 	}
-	defer f.close()
+	defer s.chats.forget(l)
+	cr := &chatRelay{s: s, r: r, l: l, key: key, covered: seq}
+	var stored *feed
+	var pending uint64
+	if after > 0 {
+		cr.covered = after
+		if stored, pending, err = cr.openCatchUp(ctx); err != nil {
+			s.log.Warn("open chat event stream", append(logAttrs(r), "chat_id", c.ID, "err", err)...)
+			return events.ErrUnavailable
+		}
+	}
 	sw, err := sse.Start(w, s.opts.StreamWriteTimeout)
 	if err != nil {
+		if stored != nil {
+			stored.close()
+		}
 		s.log.Warn("start event stream", append(logAttrs(r), "err", err)...)
 		return nil
 	}
+	cr.sw = sw
 	defer s.metrics.StreamOpened("chat")()
+	if stored != nil {
+		if err := cr.catchUp(ctx, stored, pending); err != nil {
+			return nil
+		}
+	}
 
-	lastWrite := time.Now()
+	cr.lastWrite = time.Now()
 	every := min(s.opts.KeepAlive, pulseEvery)
 	pulse := time.NewTicker(every)
 	defer pulse.Stop()
@@ -574,71 +598,34 @@ func (s *Server) chatEvents(w http.ResponseWriter, r *http.Request) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case err := <-f.errc:
-			if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				s.log.Warn("chat event stream broke", append(logAttrs(r), "chat_id", c.ID, "err", err)...)
-			}
+		case <-run:
+			// The replica's reader stopped: end, for the client to resume with
+			// Last-Event-ID (on another replica, or here once the reader is back).
+			s.log.Warn("chat event reader stopped: ending the stream for the client to resume", append(logAttrs(r), "chat_id", c.ID)...)
 			return nil
-		case m := <-f.msgs:
-			name, data, ok := chatEvent(m.Data(), c.ID, p.UserID)
-			if !ok {
-				continue
-			}
-			var seq int64
-			if meta, err := m.Metadata(); err == nil {
-				seq = int64(meta.Sequence.Stream)
-			}
-			if err := sw.Raw(seq, name, data); err != nil {
+		case ev := <-l.ch:
+			if err := cr.live(ctx, ev); err != nil {
 				return nil
 			}
-			lastWrite = time.Now()
+		case <-l.kick:
+			// Events were dropped for this stream (it fell behind): catch up.
+			if l.lost.Load() {
+				if err := cr.resync(ctx); err != nil {
+					return nil
+				}
+			}
 		case <-pulse.C:
 			if s.outage(&downSince) {
 				s.log.Warn("nats unavailable: ending the stream for the client to resume", append(logAttrs(r), "chat_id", c.ID)...)
 				return nil
 			}
-			if time.Since(lastWrite)+every < s.opts.KeepAlive {
+			if time.Since(cr.lastWrite)+every < s.opts.KeepAlive {
 				continue // the next tick is still in time
 			}
 			if err := sw.Comment("keepalive"); err != nil {
 				return nil
 			}
-			lastWrite = time.Now()
+			cr.lastWrite = time.Now()
 		}
 	}
-}
-
-// chatEvent decodes a CHAT_EVENTS message and returns its SSE name and data when it
-// belongs to chatID of userID.
-func chatEvent(raw []byte, chatID, userID string) (string, []byte, bool) {
-	var env events.Event
-	if err := json.Unmarshal(raw, &env); err != nil {
-		return "", nil, false
-	}
-	var probe struct {
-		ChatID string `json:"chat_id"`
-		UserID string `json:"user_id"`
-		Chat   *struct {
-			ID string `json:"id"`
-		} `json:"chat"`
-	}
-	if err := json.Unmarshal(env.Data, &probe); err != nil {
-		return "", nil, false
-	}
-	id := probe.ChatID
-	if id == "" && probe.Chat != nil {
-		id = probe.Chat.ID
-	}
-	if id != chatID || probe.UserID != userID {
-		return "", nil, false
-	}
-	name, ok := strings.CutPrefix(env.Type, chatEventPrefix)
-	if !ok {
-		return "", nil, false
-	}
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, env.Data); err != nil {
-		return "", nil, false
-	}
-	return name, buf.Bytes(), true
 }
