@@ -3,7 +3,9 @@ module github.com/parley-chat/parley/libs/ops
 go 1.26.0
 
 require (
+	github.com/kelseyhightower/envconfig v1.4.0
 	github.com/nats-io/nats.go v1.55.0
+	github.com/parley-chat/parley/libs/events v0.0.0
 	github.com/prometheus/client_golang v1.25.0
 )
 
@@ -21,3 +23,5 @@ require (
 	golang.org/x/sys v0.48.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+replace github.com/parley-chat/parley/libs/events => ../events
