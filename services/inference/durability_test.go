@@ -140,18 +140,26 @@ func TestCompletionWaitsForChat(t *testing.T) {
 	}
 }
 
-func TestDeadWorkerIsReplaced(t *testing.T) {
-	t.Parallel()
+// newEnvProxiedWorker is an env with the fake provider (tokenDelay per token) and a
+// 2 s ack wait whose first worker reaches NATS through a proxy the test can cut.
+func newEnvProxiedWorker(t *testing.T, tokenDelay time.Duration) (*env, *tcpproxy.Proxy) {
+	t.Helper()
 	var p *tcpproxy.Proxy
 	e := newEnvWith(t, envOptions{
 		hf:   true,
-		fake: fakehf.Options{TokenDelay: 40 * time.Millisecond},
+		fake: fakehf.Options{TokenDelay: tokenDelay},
 		cfg:  func(c *inference.Config) { c.AckWait = 2 * time.Second },
 		firstWorkerURL: func(natsURL string) string {
 			p = tcpproxy.New(t, strings.TrimPrefix(natsURL, "nats://"))
 			return "nats://" + p.Addr()
 		},
 	})
+	return e, p
+}
+
+func TestDeadWorkerIsReplaced(t *testing.T) {
+	t.Parallel()
+	e, p := newEnvProxiedWorker(t, 40*time.Millisecond)
 	user := newID()
 	c := e.newChat(user)
 	question := strings.Repeat("word ", 30)

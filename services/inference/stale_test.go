@@ -6,10 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-chat/parley/libs/devstack/fakehf"
-	"github.com/parley-chat/parley/libs/devstack/tcpproxy"
 	"github.com/parley-chat/parley/libs/events"
-	"github.com/parley-chat/parley/services/inference"
 )
 
 // A worker cut off from NATS for longer than the ack wait is presumed dead and another
@@ -18,16 +15,7 @@ import (
 // the second attempt, and the first publishes no terminal event.
 func TestStaleWorkerYieldsToTheNewAttempt(t *testing.T) {
 	t.Parallel()
-	var p *tcpproxy.Proxy
-	e := newEnvWith(t, envOptions{
-		hf:   true,
-		fake: fakehf.Options{TokenDelay: 130 * time.Millisecond},
-		cfg:  func(c *inference.Config) { c.AckWait = 2 * time.Second },
-		firstWorkerURL: func(natsURL string) string {
-			p = tcpproxy.New(t, strings.TrimPrefix(natsURL, "nats://"))
-			return "nats://" + p.Addr()
-		},
-	})
+	e, p := newEnvProxiedWorker(t, 130*time.Millisecond)
 	user := newID()
 	c := e.newChat(user)
 	question := strings.Repeat("word ", 30)
