@@ -41,13 +41,14 @@ type k8sObject struct {
 	} `yaml:"spec"`
 }
 
-func TestKubernetesManifests(t *testing.T) {
+// manifests decodes every object of every file in deploy/k8s as a T.
+func manifests[T any](t *testing.T) []T {
+	t.Helper()
 	files, err := filepath.Glob(filepath.Join("..", "..", "deploy", "k8s", "*.yaml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no manifests: %v", err)
 	}
-	deployments := map[string]k8sObject{}
-	var hpaTargets []string
+	var out []T
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -55,18 +56,27 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 		dec := yaml.NewDecoder(bytes.NewReader(b))
 		for {
-			var o k8sObject
+			var o T
 			if err := dec.Decode(&o); errors.Is(err, io.EOF) {
 				break
 			} else if err != nil {
 				t.Fatalf("%s: %v", f, err)
 			}
-			switch o.Kind {
-			case "Deployment":
-				deployments[o.Metadata.Name] = o
-			case "HorizontalPodAutoscaler":
-				hpaTargets = append(hpaTargets, o.Spec.ScaleTargetRef.Name)
-			}
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func TestKubernetesManifests(t *testing.T) {
+	deployments := map[string]k8sObject{}
+	var hpaTargets []string
+	for _, o := range manifests[k8sObject](t) {
+		switch o.Kind {
+		case "Deployment":
+			deployments[o.Metadata.Name] = o
+		case "HorizontalPodAutoscaler":
+			hpaTargets = append(hpaTargets, o.Spec.ScaleTargetRef.Name)
 		}
 	}
 	for _, name := range []string{"gateway", "auth", "chat", "inference"} {
@@ -125,31 +135,14 @@ type k8sEnv struct {
 // TestKubernetesStreamReplicas: the NATS cluster of the Helm chart has 3 nodes, so
 // every service creates its streams and buckets with 3 replicas.
 func TestKubernetesStreamReplicas(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("..", "..", "deploy", "k8s", "*.yaml"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no manifests: %v", err)
-	}
 	configMaps := map[string]map[string]string{}
 	var deployments []k8sEnv
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		for {
-			var o k8sEnv
-			if err := dec.Decode(&o); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			switch o.Kind {
-			case "ConfigMap":
-				configMaps[o.Metadata.Name] = o.Data
-			case "Deployment":
-				deployments = append(deployments, o)
-			}
+	for _, o := range manifests[k8sEnv](t) {
+		switch o.Kind {
+		case "ConfigMap":
+			configMaps[o.Metadata.Name] = o.Data
+		case "Deployment":
+			deployments = append(deployments, o)
 		}
 	}
 	seen := map[string]bool{}
