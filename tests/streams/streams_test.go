@@ -42,6 +42,8 @@ func TestStreams(t *testing.T) {
 	t.Run("keepalive", func(t *testing.T) { testKeepAlive(t, s) })
 	t.Run("client going away", func(t *testing.T) { testClientGone(t, s) })
 	t.Run("live chat events", func(t *testing.T) { testChatEvents(t, s) })
+	t.Run("many chat watchers", func(t *testing.T) { testManyChatWatchers(t, s) })
+	t.Run("chat events resume", func(t *testing.T) { testChatEventsResume(t, s) })
 	t.Run("cancel", func(t *testing.T) { testCancel(t, s) })
 	t.Run("one answer at a time", func(t *testing.T) { testOneAtATime(t, s) })
 	t.Run("regenerate", func(t *testing.T) { testRegenerate(t, s) })

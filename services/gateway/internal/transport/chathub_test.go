@@ -287,8 +287,15 @@ func TestChatStreamReaderStops(t *testing.T) {
 		t.Fatalf("before the stop (-want +got):\n%s", diff)
 	}
 	f.srv.chats.stopReader()
-	if rest := readEvents(res, 1); len(rest) != 0 {
-		t.Errorf("after the reader stopped: %v", rest)
+	ended := make(chan []sseEvent, 1)
+	go func() { ended <- readEvents(res, 1) }()
+	select {
+	case rest := <-ended:
+		if len(rest) != 0 {
+			t.Errorf("after the reader stopped: %v", rest)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream did not end when the reader stopped")
 	}
 	missed := f.publishChat("u1", "c1", "while away")
 	waitFor(t, "reader back", f.srv.chats.reading)
