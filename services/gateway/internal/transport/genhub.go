@@ -21,8 +21,9 @@ import (
 
 // Settings of the generation hub.
 const (
-	// listenerBuffer is how many live events an answer stream may have waiting before
-	// the hub drops the next ones for it; the stream then catches up from JetStream.
+	// listenerBuffer is how many live events a stream (an answer's or a chat's) may
+	// have waiting before its hub drops the next ones for it; the stream then catches
+	// up from JetStream.
 	listenerBuffer = 32
 	// hubCheckEvery is how often (at most) the hub looks whether its subscription may
 	// have missed events (messages dropped as a slow consumer, a reconnect).
