@@ -56,9 +56,11 @@ func TestRun(t *testing.T) {
 	if res, _ := get("/healthz", nil); res.StatusCode != http.StatusOK {
 		t.Fatalf("healthz = %d", res.StatusCode)
 	}
-	// No auth, chat or inference service runs here: not ready, saying why.
+	// No auth, chat or inference service runs here (so no chat event stream to read
+	// either): not ready, saying why.
 	res, body := get("/readyz", nil)
-	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, `"auth":"not answering"`) {
+	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, `"auth":"not answering"`) ||
+		!strings.Contains(body, `"chat_events":"not reading"`) {
 		t.Errorf("readyz = %d %s", res.StatusCode, body)
 	}
 	// Until auth publishes its keys, protected endpoints say unavailable, not 401.

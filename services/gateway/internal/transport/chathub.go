@@ -33,6 +33,9 @@ const (
 	chatReaderResets = 5
 	// chatSetupTimeout bounds each JetStream call that sets the reader up.
 	chatSetupTimeout = 5 * time.Second
+	// chatListenWait is how long a new stream waits for the reader to (re)start before
+	// it is refused.
+	chatListenWait = 3 * time.Second
 )
 
 // errHubDown is the hub having no reader at the moment: a stream is refused (503) and
@@ -74,6 +77,8 @@ type chatHub struct {
 	run chan struct{}
 	// interrupt stops the current reader (tests: a reader that broke).
 	interrupt context.CancelFunc
+	// up is closed when a reader starts; a new one is made when it stops.
+	up chan struct{}
 
 	// seq is the stream sequence of the last message read.
 	seq atomic.Uint64
@@ -84,7 +89,7 @@ type chatHub struct {
 }
 
 func newChatHub(nc *nats.Conn, js jetstream.JetStream, log *slog.Logger) *chatHub {
-	return &chatHub{nc: nc, js: js, log: log, stopped: make(chan struct{})}
+	return &chatHub{nc: nc, js: js, log: log, up: make(chan struct{}), stopped: make(chan struct{})}
 }
 
 // start reads CHAT_EVENTS in the background until ctx is done (or the connection is
@@ -102,6 +107,9 @@ func (h *chatHub) start(ctx context.Context) {
 				wait = chatReaderRetryMin
 			}
 			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				// Chat creates the stream when it starts: look again soon, so streams
+				// work as soon as it has (looking up a stream is cheap).
+				wait = chatReaderRetryMin
 				h.log.Debug("chat event reader waiting for its stream", "stream", events.StreamChatEvents, "retry_in", wait)
 			} else {
 				h.log.Warn("chat event reader stopped", "err", err, "retry_in", wait)
@@ -153,11 +161,12 @@ func (h *chatHub) read(ctx context.Context) (ran bool, err error) {
 	h.seq.Store(start - 1)
 	h.mu.Lock()
 	h.run, h.interrupt = make(chan struct{}), interrupt
+	close(h.up)
 	h.mu.Unlock()
 	defer func() {
 		h.mu.Lock()
 		close(h.run)
-		h.run, h.interrupt = nil, nil
+		h.run, h.interrupt, h.up = nil, nil, make(chan struct{})
 		h.mu.Unlock()
 	}()
 	h.log.Debug("chat event reader started", "stream", events.StreamChatEvents, "from_seq", start)
@@ -204,17 +213,31 @@ func (h *chatHub) dispatch(m jetstream.Msg) {
 
 // listen registers a stream of key. It receives every event the reader reads after
 // seq (the last one read when it registered), unless its buffer overflows; run is
-// closed if the reader stops. forget must follow.
-func (h *chatHub) listen(key chatKey) (l *chatListener, run <-chan struct{}, seq uint64, err error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.run == nil {
-		return nil, nil, 0, errHubDown
+// closed if the reader stops. forget must follow. While no reader runs (the hub is
+// starting, or its reader restarts) it waits for one until ctx is done, then fails
+// with errHubDown.
+func (h *chatHub) listen(ctx context.Context, key chatKey) (l *chatListener, run <-chan struct{}, seq uint64, err error) {
+	for {
+		h.mu.Lock()
+		if h.run != nil {
+			// seq is read under the listeners' lock: an event read before it may still
+			// reach the listener (dispatch stores seq, then offers), none read after it
+			// is missed.
+			l = h.listeners.add(key, listenerBuffer, func() { seq = h.seq.Load() })
+			run = h.run
+			h.mu.Unlock()
+			return l, run, seq, nil
+		}
+		up := h.up
+		h.mu.Unlock()
+		select {
+		case <-up:
+		case <-h.stopped:
+			return nil, nil, 0, errHubDown
+		case <-ctx.Done():
+			return nil, nil, 0, errHubDown
+		}
 	}
-	// seq is read under the listeners' lock: an event read before it may still reach
-	// the listener (dispatch stores seq, then offers), none read after it is missed.
-	l = h.listeners.add(key, listenerBuffer, func() { seq = h.seq.Load() })
-	return l, h.run, seq, nil
 }
 
 func (h *chatHub) forget(l *chatListener) { h.listeners.remove(l) }
@@ -222,7 +245,7 @@ func (h *chatHub) forget(l *chatListener) { h.listeners.remove(l) }
 // open reports the number of registered streams (tests).
 func (h *chatHub) open() int { return h.listeners.count() }
 
-// reading reports whether a reader runs (tests).
+// reading reports whether a reader runs.
 func (h *chatHub) reading() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -24,8 +24,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 // readyz says whether this replica can serve requests: NATS connected, token keys and
-// the revocation list loaded. Whether auth, chat and inference answer their micro ping
-// is reported too but counts only with ?deps=1 (start-up scripts and tests wait for the
+// the revocation list loaded. Whether auth, chat and inference answer their micro ping,
+// and whether the chat event reader runs (it needs the stream chat creates), are
+// reported too but count only with ?deps=1 (start-up scripts and tests wait for the
 // whole product that way): a load balancer's probe must not take every gateway out at
 // once because a service behind all of them is down — the gateway then still answers,
 // with 503 unavailable and Retry-After, which clients understand.
@@ -46,6 +47,13 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			set("tokens", err.Error())
 		} else {
 			set("tokens", "ok")
+		}
+		if s.chats != nil {
+			if s.chats.reading() {
+				set("chat_events", "ok")
+			} else {
+				set("chat_events", "not reading")
+			}
 		}
 		var wg sync.WaitGroup
 		for _, svc := range []string{events.AuthService, events.ChatService, events.InferenceService} {

@@ -557,7 +557,9 @@ func (s *Server) chatEvents(w http.ResponseWriter, r *http.Request) error {
 	// the stored ones reach at least as far as the hub had read when the stream
 	// registered, so nothing falls in between (and covered drops the overlap).
 	key := chatKey{chatID: c.ID, userID: p.UserID}
-	l, run, seq, err := s.chats.listen(key)
+	lctx, lcancel := context.WithTimeout(ctx, chatListenWait)
+	l, run, seq, err := s.chats.listen(lctx, key)
+	lcancel()
 	if err != nil {
 		s.log.Warn("open chat event stream", append(logAttrs(r), "chat_id", c.ID, "err", err)...)
 		return events.ErrUnavailable
