@@ -27,7 +27,8 @@ var (
 // Principal is who a verified token speaks for.
 type Principal = authtoken.Identity
 
-// Config tunes the guard. Zero values take the defaults in brackets.
+// Config tunes the guard. Zero values take the defaults in brackets (authtoken's
+// KeyringConfig and RevocationsConfig apply them).
 type Config struct {
 	// RefetchInterval is the least time between key fetches caused by an unknown kid [10s].
 	RefetchInterval time.Duration
@@ -42,22 +43,6 @@ type Config struct {
 	RequestTimeout time.Duration
 }
 
-func (c Config) withDefaults() Config {
-	if c.RefetchInterval <= 0 {
-		c.RefetchInterval = 10 * time.Second
-	}
-	if c.RefreshPeriod <= 0 {
-		c.RefreshPeriod = 10 * time.Minute
-	}
-	if c.RevocationTTL <= 0 {
-		c.RevocationTTL = 16 * time.Minute
-	}
-	if c.RequestTimeout <= 0 {
-		c.RequestTimeout = 3 * time.Second
-	}
-	return c
-}
-
 // Guard verifies access tokens. It is safe for concurrent use.
 type Guard struct {
 	keys *authtoken.Keyring
@@ -66,7 +51,6 @@ type Guard struct {
 
 // New returns a guard that fetches keys and watches revocations over nc once Run starts.
 func New(nc *nats.Conn, js jetstream.JetStream, log *slog.Logger, cfg Config) *Guard {
-	cfg = cfg.withDefaults()
 	return &Guard{
 		keys: authtoken.NewKeyring(nc, log, authtoken.KeyringConfig{
 			RefetchInterval: cfg.RefetchInterval, RefreshPeriod: cfg.RefreshPeriod, RequestTimeout: cfg.RequestTimeout,
