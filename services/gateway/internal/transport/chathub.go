@@ -340,6 +340,16 @@ func (c *chatRelay) send(ev chatEvent) error {
 	return nil
 }
 
+// keepalive writes an SSE comment, so the client and the proxies between see the stream
+// is alive.
+func (c *chatRelay) keepalive() error {
+	if err := c.sw.Comment("keepalive"); err != nil {
+		return err
+	}
+	c.lastWrite = time.Now()
+	return nil
+}
+
 // resync relays the stored events of the chat after covered.
 func (c *chatRelay) resync(ctx context.Context) error {
 	f, pending, err := c.openCatchUp(ctx)
@@ -369,16 +379,33 @@ func (c *chatRelay) openCatchUp(ctx context.Context) (*feed, uint64, error) {
 // live too), then closes f.
 func (c *chatRelay) catchUp(ctx context.Context, f *feed, pending uint64) error {
 	defer f.close()
-	for range pending {
+	// A long catch-up (a busy stream, most of it other chats' events) must not leave
+	// the client without a byte for longer than the keepalive interval.
+	every := min(c.s.opts.KeepAlive, pulseEvery)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for read := uint64(0); read < pending; {
+		if time.Since(c.lastWrite) >= c.s.opts.KeepAlive {
+			if err := c.keepalive(); err != nil {
+				return err
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-tick.C:
+			if time.Since(c.lastWrite)+every >= c.s.opts.KeepAlive {
+				if err := c.keepalive(); err != nil {
+					return err
+				}
+			}
 		case err := <-f.errc:
 			if ctx.Err() == nil {
 				c.s.log.Warn("read stored chat events", append(logAttrs(c.r), "chat_id", c.key.chatID, "err", err)...)
 			}
 			return fmt.Errorf("read stored chat events: %w", err)
 		case m := <-f.msgs:
+			read++
 			meta, err := m.Metadata()
 			if err != nil {
 				return fmt.Errorf("stored chat event metadata: %w", err)

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -29,7 +30,12 @@ type chatFixture struct {
 
 func newChatFixture(t *testing.T) *chatFixture {
 	t.Helper()
-	f := &chatFixture{genFixture: newGenFixture(t), owners: map[chatKey]bool{}}
+	return newChatFixtureWith(t, newGenFixture(t))
+}
+
+func newChatFixtureWith(t *testing.T, gf *genFixture) *chatFixture {
+	t.Helper()
+	f := &chatFixture{genFixture: gf, owners: map[chatKey]bool{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := f.js.CreateOrUpdateStream(ctx, events.ChatEventsStream(1)); err != nil {
@@ -231,6 +237,33 @@ func TestChatStreamResume(t *testing.T) {
 		})
 	}
 	waitFor(t, "catch-up consumers gone", func() bool { return len(chatConsumers(t, f.js)) == 1 })
+}
+
+// TestChatStreamCatchUpKeepalive: a resumed stream whose catch-up reads many stored
+// events of other chats keeps sending keepalive comments meanwhile, so proxies and the
+// client do not give up on it before its first event.
+func TestChatStreamCatchUpKeepalive(t *testing.T) {
+	f := newChatFixtureWith(t, newGenFixtureWith(t, Options{KeepAlive: time.Millisecond}))
+	f.own("u1", "c1")
+	have := f.publishChat("u1", "c1", "seen")
+	for range 1000 {
+		f.publishChat("u2", "c2", "noise")
+	}
+	want := f.publishChat("u1", "c1", "missed")
+	res := f.openChat("u1", "c1", have.ID)
+	sc := bufio.NewScanner(res.Body)
+	keepalives := 0
+	for sc.Scan() && !strings.HasPrefix(sc.Text(), "id: ") {
+		if sc.Text() == ": keepalive" {
+			keepalives++
+		}
+	}
+	if sc.Text() != "id: "+want.ID {
+		t.Fatalf("first event line %q, want id %s (err %v)", sc.Text(), want.ID, sc.Err())
+	}
+	if keepalives == 0 {
+		t.Errorf("no keepalive comment during a catch-up over 1,000 other events")
+	}
 }
 
 // TestChatStreamSlowListener: a client that does not read while many large events of

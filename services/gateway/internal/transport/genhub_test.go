@@ -30,7 +30,12 @@ type genFixture struct {
 
 func newGenFixture(t *testing.T) *genFixture {
 	t.Helper()
-	f := &genFixture{fixture: newFixture(t, Options{KeepAlive: 200 * time.Millisecond}), owner: map[string]string{}}
+	return newGenFixtureWith(t, Options{KeepAlive: 200 * time.Millisecond})
+}
+
+func newGenFixtureWith(t *testing.T, opts Options) *genFixture {
+	t.Helper()
+	f := &genFixture{fixture: newFixture(t, opts), owner: map[string]string{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := f.js.CreateOrUpdateStream(ctx, events.GenerationsStream(1)); err != nil {

@@ -583,7 +583,7 @@ func (s *Server) chatEvents(w http.ResponseWriter, r *http.Request) error {
 		s.log.Warn("start event stream", append(logAttrs(r), "err", err)...)
 		return nil
 	}
-	cr.sw = sw
+	cr.sw, cr.lastWrite = sw, time.Now()
 	defer s.metrics.StreamOpened("chat")()
 	if stored != nil {
 		if err := cr.catchUp(ctx, stored, pending); err != nil {
@@ -591,7 +591,6 @@ func (s *Server) chatEvents(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 
-	cr.lastWrite = time.Now()
 	every := min(s.opts.KeepAlive, pulseEvery)
 	pulse := time.NewTicker(every)
 	defer pulse.Stop()
@@ -624,10 +623,9 @@ func (s *Server) chatEvents(w http.ResponseWriter, r *http.Request) error {
 			if time.Since(cr.lastWrite)+every < s.opts.KeepAlive {
 				continue // the next tick is still in time
 			}
-			if err := sw.Comment("keepalive"); err != nil {
+			if err := cr.keepalive(); err != nil {
 				return nil
 			}
-			cr.lastWrite = time.Now()
 		}
 	}
 }
