@@ -105,6 +105,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	if err := db.Wait(ctx, sqlDB); err != nil {
 		return stopped(ctx, err)
 	}
+	if err := store.CheckBinlog(ctx, sqlDB); err != nil {
+		return stopped(ctx, err)
+	}
 	if err := db.Migrate(ctx, sqlDB, "chat"); err != nil {
 		return stopped(ctx, err)
 	}

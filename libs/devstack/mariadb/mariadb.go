@@ -35,8 +35,9 @@ func (s *Server) Socket() string { return filepath.Join(s.Dir, "mysqld.sock") }
 // Start starts the server whose data lives in dir, initialising dir first if needed.
 // When a server is already running on dir it is reused. The port is kept in dir/port so
 // the next start reuses it. The server runs in its own process group, so Ctrl-C in the
-// terminal does not kill it before our services have shut down; call Stop.
-func Start(ctx context.Context, dir string, log *slog.Logger) (*Server, error) {
+// terminal does not kill it before our services have shut down; call Stop. extraArgs
+// are added to mariadbd's command line (tests: a server with other settings).
+func Start(ctx context.Context, dir string, log *slog.Logger, extraArgs ...string) (*Server, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", dir, err)
@@ -85,12 +86,13 @@ func Start(ctx context.Context, dir string, log *slog.Logger) (*Server, error) {
 	// flushes per chat turn at 16 MiB, none at 256 MiB; docs/bench-notes-inference-chat.md).
 	// Durability settings stay at their defaults (innodb_flush_log_at_trx_commit=1,
 	// doublewrite on).
-	cmd := exec.Command(mariadbd(), "--no-defaults", "--user="+osUser.Username, "--datadir="+dataDir,
-		"--bind-address=127.0.0.1", "--port="+strconv.Itoa(port), "--socket="+s.Socket(),
-		"--pid-file="+filepath.Join(dir, "mysqld.pid"), "--log-error="+filepath.Join(dir, "error.log"),
+	args := append([]string{"--no-defaults", "--user=" + osUser.Username, "--datadir=" + dataDir,
+		"--bind-address=127.0.0.1", "--port=" + strconv.Itoa(port), "--socket=" + s.Socket(),
+		"--pid-file=" + filepath.Join(dir, "mysqld.pid"), "--log-error=" + filepath.Join(dir, "error.log"),
 		"--skip-name-resolve", "--innodb-log-file-size=256M", "--innodb-buffer-pool-size=256M",
 		"--max-connections=500", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
-		"--innodb-ft-min-token-size=2", "--ft-min-word-len=2")
+		"--innodb-ft-min-token-size=2", "--ft-min-word-len=2"}, extraArgs...)
+	cmd := exec.Command(mariadbd(), args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start mariadbd: %w", err)

@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -100,4 +102,22 @@ func (s *Store) PurgeOutbox(ctx context.Context, before time.Time, limit int) (i
 	}
 	n, _ := res.RowsAffected()
 	return n, nil
+}
+
+// CheckBinlog fails when the server writes a statement-based binary log: InnoDB then
+// refuses every write made at READ COMMITTED (error 1665), which is the isolation level
+// of the outbox relay's transaction (ClaimOutbox), so no event would ever be published
+// and no answer generated. ROW (MySQL's default) and MIXED (MariaDB's) are fine.
+func CheckBinlog(ctx context.Context, db *sql.DB) error {
+	var logBin int
+	var format string
+	if err := db.QueryRowContext(ctx, "SELECT @@log_bin, @@binlog_format").Scan(&logBin, &format); err != nil {
+		return fmt.Errorf("read the binary log settings: %w", err)
+	}
+	if logBin == 1 && strings.EqualFold(format, "STATEMENT") {
+		return errors.New("the MySQL server writes a statement-based binary log (binlog_format=STATEMENT), " +
+			"with which InnoDB refuses the READ COMMITTED writes of chat's outbox: set binlog_format=ROW or MIXED " +
+			"(docs/deploy.md, MySQL settings)")
+	}
+	return nil
 }
