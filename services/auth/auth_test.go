@@ -510,6 +510,17 @@ func TestMe(t *testing.T) {
 			wantCode(t, err, events.CodeUnauthenticated)
 		})
 	}
+	// A logged-out session's token is refused by auth itself (not only by the gateway
+	// in front of it), while the user's other session still works.
+	second := e.mustLogin("dora", pw).AccessToken
+	if err := e.logout(tok, events.LogoutRequest{UserID: u.ID}); err != nil {
+		t.Fatalf("logout: %v", err)
+	}
+	_, err := e.me(tok, u.ID)
+	wantCode(t, err, events.CodeUnauthenticated)
+	if _, err := e.me(second, u.ID); err != nil {
+		t.Errorf("me with the other session after the logout: %v", err)
+	}
 }
 
 func TestLoginThrottlePerAccount(t *testing.T) {

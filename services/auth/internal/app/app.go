@@ -127,6 +127,9 @@ type Store interface {
 	// UserByLogin finds a user by username, or by email when login holds an '@'.
 	UserByLogin(ctx context.Context, login string) (User, string, error)
 	UserByID(ctx context.Context, id string) (User, error)
+	// UserInSession finds user id if sessionID is its session and not revoked
+	// (ErrNotFound otherwise).
+	UserInSession(ctx context.Context, id, sessionID string) (User, error)
 	UpdatePasswordHash(ctx context.Context, userID, passwordHash string) error
 
 	LoginThrottle(ctx context.Context, key []byte) (ThrottleState, error)

@@ -226,13 +226,14 @@ func (s *Service) Logout(ctx context.Context, userID, sessionID string, everywhe
 	return nil
 }
 
-// User returns the user userID. A missing user (a token that outlived its account)
-// is ErrUnauthenticated.
-func (s *Service) User(ctx context.Context, userID string) (User, error) {
-	if userID == "" {
+// SessionUser returns the user userID, signed in with session sessionID. A missing
+// user (a token that outlived its account) or a session that was logged out is
+// ErrUnauthenticated: auth does not rely on the gateway alone to refuse revoked tokens.
+func (s *Service) SessionUser(ctx context.Context, userID, sessionID string) (User, error) {
+	if userID == "" || sessionID == "" {
 		return User{}, ErrUnauthenticated
 	}
-	u, err := s.store.UserByID(ctx, userID)
+	u, err := s.store.UserInSession(ctx, userID, sessionID)
 	if errors.Is(err, ErrNotFound) {
 		return User{}, ErrUnauthenticated
 	}

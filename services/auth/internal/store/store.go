@@ -137,6 +137,13 @@ func (s *Store) UserByID(ctx context.Context, id string) (app.User, error) {
 	return scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
 }
 
+// UserInSession finds a user by id if sessionID is one of its sessions and not revoked.
+func (s *Store) UserInSession(ctx context.Context, id, sessionID string) (app.User, error) {
+	return scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?
+		AND EXISTS (SELECT 1 FROM sessions WHERE sessions.id = ? AND sessions.user_id = users.id AND sessions.revoked_at IS NULL)`,
+		id, sessionID))
+}
+
 // UpdatePasswordHash replaces a user's password hash.
 func (s *Store) UpdatePasswordHash(ctx context.Context, userID, passwordHash string) error {
 	if _, err := s.db.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, passwordHash, userID); err != nil {

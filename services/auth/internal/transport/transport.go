@@ -126,10 +126,11 @@ func (h handlers) logout(ctx context.Context, req events.LogoutRequest) (events.
 }
 
 func (h handlers) me(ctx context.Context, req events.UserRequest) (events.UserReply, error) {
-	if _, err := h.keys.Caller(ctx, &req.UserID); err != nil {
+	id, err := h.keys.Caller(ctx, &req.UserID)
+	if err != nil {
 		return events.UserReply{}, err
 	}
-	u, err := h.svc.User(ctx, req.UserID)
+	u, err := h.svc.SessionUser(ctx, req.UserID, id.SessionID)
 	if err != nil {
 		return events.UserReply{}, toEventsError(err)
 	}
