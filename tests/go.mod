@@ -18,6 +18,8 @@ require github.com/parley-chat/parley/services/gateway v0.0.0
 
 require github.com/parley-chat/parley/libs/ops v0.0.0
 
+require github.com/kelseyhightower/envconfig v1.4.0 // indirect
+
 require (
 	github.com/compose-spec/compose-go/v2 v2.16.0
 	github.com/distribution/reference v0.6.0 // indirect
@@ -53,7 +55,7 @@ require (
 	github.com/nats-io/jwt/v2 v2.8.3 // indirect
 	github.com/nats-io/nats-server/v2 v2.15.3
 	github.com/nats-io/nats.go v1.55.0
-	github.com/nats-io/nkeys v0.4.17 // indirect
+	github.com/nats-io/nkeys v0.4.17
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/pressly/goose/v3 v3.30.0 // indirect
 	github.com/prometheus/client_golang v1.25.0 // indirect

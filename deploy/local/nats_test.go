@@ -48,7 +48,8 @@ func TestSecureNATS(t *testing.T) {
 	}
 }
 
-func TestNATSTLSFromEnvironment(t *testing.T) {
+func TestNATSSettingsFromEnvironment(t *testing.T) {
+	t.Setenv("NATS_NKEY_SEED_FILE", "/etc/parley/nats.nk")
 	t.Setenv("NATS_TLS_CA", "/etc/parley/nats-ca.pem")
 	t.Setenv("NATS_TLS_CERT", "/etc/parley/nats.pem")
 	t.Setenv("NATS_TLS_KEY", "/etc/parley/nats-key.pem")
@@ -63,5 +64,13 @@ func TestNATSTLSFromEnvironment(t *testing.T) {
 	}
 	if svc.Auth.NATSTLS.Key != "/etc/parley/nats-key.pem" {
 		t.Errorf("auth NATSTLS = %+v", svc.Auth.NATSTLS)
+	}
+	for name, got := range map[string]string{
+		"auth": svc.Auth.NATSNKey.SeedFile, "chat": svc.Chat.NATSNKey.SeedFile,
+		"inference": svc.Inference.NATSNKey.SeedFile, "gateway": svc.Gateway.NATSNKey.SeedFile,
+	} {
+		if got != "/etc/parley/nats.nk" {
+			t.Errorf("%s NATSNKey.SeedFile = %q", name, got)
+		}
 	}
 }

@@ -32,6 +32,9 @@ type Config struct {
 	NATSURL string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222"`
 	// NATSTLS is NATS_TLS_CA, NATS_TLS_CERT and NATS_TLS_KEY (TLS to NATS; see events.NATSTLS).
 	NATSTLS events.NATSTLS
+	// NATSNKey is NATS_NKEY_SEED_FILE (an NKey user seed to sign in to NATS with; see
+	// events.NATSNKey).
+	NATSNKey events.NATSNKey
 	// StreamReplicas is how many NATS servers keep a copy of the JetStream streams and
 	// buckets this service creates (NATS_STREAM_REPLICAS: 1 on one server, 3 on a 3-node
 	// cluster; every service must be given the same value).
@@ -133,11 +136,11 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	}
 	defer ln.Close()
 
-	natsTLS, err := cfg.NATSTLS.Options()
+	natsOpts, err := events.NATSOptions(cfg.NATSTLS, cfg.NATSNKey)
 	if err != nil {
 		return err
 	}
-	nc, err := events.Connect(cfg.NATSURL, "gateway", log, natsTLS...)
+	nc, err := events.Connect(cfg.NATSURL, "gateway", log, natsOpts...)
 	if err != nil {
 		return err
 	}

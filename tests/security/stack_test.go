@@ -65,8 +65,8 @@ type natsUsers map[string]string // service -> password
 
 // startSecureNATS starts an embedded NATS server with the authorization block of
 // deploy/nats/nats.conf (the file compose uses), with random passwords for the four
-// users. The port, the store and monitoring are the test's.
-func startSecureNATS(t *testing.T, tlsConf func(*server.Options)) (*server.Server, natsUsers) {
+// users. The port, the store and monitoring are the test's; adjust may change the rest.
+func startSecureNATS(t *testing.T, adjust func(*server.Options)) (*server.Server, natsUsers) {
 	t.Helper()
 	users := natsUsers{}
 	for _, svc := range []string{"gateway", "auth", "chat", "inference"} {
@@ -82,8 +82,8 @@ func startSecureNATS(t *testing.T, tlsConf func(*server.Options)) (*server.Serve
 	opts.JetStream, opts.NoLog, opts.NoSigs = true, true, true
 	// fsync before every ack is the deployment's choice; the tests do not need it.
 	opts.SyncInterval, opts.SyncAlways = 0, false
-	if tlsConf != nil {
-		tlsConf(opts)
+	if adjust != nil {
+		adjust(opts) // TLS, NKey users...
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
