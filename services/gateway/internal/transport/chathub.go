@@ -33,6 +33,9 @@ const (
 	chatReaderResets = 5
 	// chatSetupTimeout bounds each JetStream call that sets the reader up.
 	chatSetupTimeout = 5 * time.Second
+	// chatStreamCheck is how often the reader checks that CHAT_EVENTS is still the
+	// stream it started on (not deleted and created again, numbering from 1).
+	chatStreamCheck = 2 * time.Second
 	// chatListenWait is how long a new stream waits for the reader to (re)start before
 	// it is refused.
 	chatListenWait = 3 * time.Second
@@ -82,6 +85,8 @@ type chatHub struct {
 
 	// seq is the stream sequence of the last message read.
 	seq atomic.Uint64
+	// created is when the stream the current reader reads was created (UnixNano).
+	created atomic.Int64
 	// dropped counts events not handed to a listener whose buffer was full.
 	dropped atomic.Uint64
 	// stopped is closed when the hub has stopped for good.
@@ -159,6 +164,9 @@ func (h *chatHub) read(ctx context.Context) (ran bool, err error) {
 	defer stop()
 
 	h.seq.Store(start - 1)
+	created := st.CachedInfo().Created
+	h.created.Store(created.UnixNano())
+	go h.watchStream(rctx, created, interrupt)
 	h.mu.Lock()
 	h.run, h.interrupt = make(chan struct{}), interrupt
 	close(h.up)
@@ -176,6 +184,38 @@ func (h *chatHub) read(ctx context.Context) (ran bool, err error) {
 			return true, fmt.Errorf("read %s: %w", events.StreamChatEvents, err)
 		}
 		h.dispatch(m)
+	}
+}
+
+// watchStream stops the reader (interrupt) when CHAT_EVENTS is no longer the stream
+// created at created: deleted, or deleted and created again. The reader's ordered
+// consumer would otherwise carry on in the new stream from its old position, skipping
+// every event until the new numbers pass the old ones. Stopping ends the open streams;
+// their clients resume with Last-Event-ID, which the new stream does not reach, so
+// they get their chat's events from its start (chatResumePoint).
+func (h *chatHub) watchStream(ctx context.Context, created time.Time, interrupt context.CancelFunc) {
+	tick := time.NewTicker(chatStreamCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, chatSetupTimeout)
+		st, err := h.js.Stream(cctx, events.StreamChatEvents)
+		cancel()
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+		case err != nil:
+			continue // NATS trouble: the reader notices by itself
+		case st.CachedInfo().Created.Equal(created):
+			continue
+		}
+		h.log.Warn("chat event stream deleted or recreated: restarting the reader; open chat streams end and resume",
+			"stream", events.StreamChatEvents)
+		interrupt()
+		return
 	}
 }
 

@@ -239,6 +239,45 @@ func TestChatStreamResume(t *testing.T) {
 	waitFor(t, "catch-up consumers gone", func() bool { return len(chatConsumers(t, f.js)) == 1 })
 }
 
+// TestChatStreamResumeAfterRecreate: CHAT_EVENTS deleted and created again numbers its
+// events from 1 again; a client resuming with a Last-Event-ID from before gets every
+// event of its chat in the new stream, stored and live, instead of nothing until the
+// numbers pass its old id.
+func TestChatStreamResumeAfterRecreate(t *testing.T) {
+	f := newChatFixture(t)
+	f.own("u1", "c1")
+	var old sseEvent
+	for i := range 20 {
+		old = f.publishChat("u1", "c1", fmt.Sprint("old ", i))
+	}
+	open := f.openChat("u1", "c1", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.js.DeleteStream(ctx, events.StreamChatEvents); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.js.CreateStream(ctx, events.ChatEventsStream(1)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.js.Stream(ctx, events.StreamChatEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "chat event hub reading the new stream", func() bool {
+		return f.srv.chats.reading() && f.srv.chats.created.Load() == st.CachedInfo().Created.UnixNano()
+	})
+	// The stream open meanwhile ends, for its client to resume.
+	if _, err := io.Copy(io.Discard, open.Body); err != nil {
+		t.Errorf("the stream open during the recreation: %v", err)
+	}
+	want := []sseEvent{f.publishChat("u2", "c2", "noise"), f.publishChat("u1", "c1", "new 1"), f.publishChat("u1", "c1", "new 2")}[1:]
+	res := f.openChat("u1", "c1", old.ID)
+	want = append(want, f.publishChat("u1", "c1", "live"))
+	if diff := cmp.Diff(want, readEvents(res, len(want))); diff != "" {
+		t.Errorf("resumed after %s on the recreated stream (-want +got):\n%s", old.ID, diff)
+	}
+}
+
 // TestChatStreamCatchUpKeepalive: a resumed stream whose catch-up reads many stored
 // events of other chats keeps sending keepalive comments meanwhile, so proxies and the
 // client do not give up on it before its first event.

@@ -414,6 +414,26 @@ type feed struct {
 	done   chan struct{}
 }
 
+// chatResumePoint is the CHAT_EVENTS sequence after which a stream resuming with
+// Last-Event-ID after starts: after itself, unless the stream ends before it. Then the
+// stream was recreated (its numbers started again) and the client's id means nothing:
+// it gets every stored event of its chat, from the start (chat events are states, so a
+// repeat is harmless; a live event numbered below its old id must not be skipped).
+func (s *Server) chatResumePoint(ctx context.Context, after uint64) (uint64, error) {
+	cctx, cancel := context.WithTimeout(ctx, s.opts.ChatTimeout)
+	defer cancel()
+	st, err := s.js.Stream(cctx, events.StreamChatEvents)
+	if err != nil {
+		return 0, fmt.Errorf("look up stream %s: %w", events.StreamChatEvents, err)
+	}
+	if last := st.CachedInfo().State.LastSeq; after > last {
+		s.log.Info("Last-Event-ID past the end of the chat event stream (recreated?): resuming from its start",
+			"last_event_id", after, "last_seq", last)
+		return 0, nil
+	}
+	return after, nil
+}
+
 // openFeed creates an ordered consumer on stream and starts reading it; pending is the
 // number of messages it had to deliver when it was created.
 func (s *Server) openFeed(ctx context.Context, stream string, cfg jetstream.OrderedConsumerConfig) (*feed, uint64, error) {
@@ -569,7 +589,10 @@ func (s *Server) chatEvents(w http.ResponseWriter, r *http.Request) error {
 	var stored *feed
 	var pending uint64
 	if after > 0 {
-		cr.covered = after
+		if cr.covered, err = s.chatResumePoint(ctx, after); err != nil {
+			s.log.Warn("open chat event stream", append(logAttrs(r), "chat_id", c.ID, "err", err)...)
+			return events.ErrUnavailable
+		}
 		if stored, pending, err = cr.openCatchUp(ctx); err != nil {
 			s.log.Warn("open chat event stream", append(logAttrs(r), "chat_id", c.ID, "err", err)...)
 			return events.ErrUnavailable
