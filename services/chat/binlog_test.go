@@ -5,10 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +12,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/parley-chat/parley/db"
-	"github.com/parley-chat/parley/libs/devstack/mariadb"
+	"github.com/parley-chat/parley/libs/devstack/testdb"
 	"github.com/parley-chat/parley/services/chat"
 	"github.com/parley-chat/parley/services/chat/internal/store"
 )
@@ -26,29 +22,10 @@ import (
 // store messages whose answers never start. It refuses to start instead, saying which
 // setting to change, before it touches the schema.
 func TestRefusesStatementBinlog(t *testing.T) {
-	if os.Getenv("TEST_MYSQL_DSN") == "" && os.Getenv("CI") != "true" {
-		t.Skip("TEST_MYSQL_DSN is not set; run the tests with `make test` to use a real MariaDB")
-	}
-	if _, err := exec.LookPath("mariadb-install-db"); err != nil {
-		t.Skip("MariaDB is not installed")
-	}
-	dir := t.TempDir()
+	s := testdb.NewServer(t, "--log-bin=binlog", "--server-id=1", "--binlog-format=STATEMENT")
+	cfg := db.Config{Username: s.User, Password: s.Password, Host: "127.0.0.1", Port: s.Port, Name: s.Name}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	srv, err := mariadb.Start(ctx, dir, slog.New(slog.DiscardHandler),
-		"--log-bin="+filepath.Join(dir, "binlog"), "--server-id=1", "--binlog-format=STATEMENT")
-	if err != nil {
-		t.Fatalf("start mariadb: %v", err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = srv.Stop(sctx)
-	})
-	if err := srv.EnsureUser(ctx, "parley", "binlog-password", "parley"); err != nil {
-		t.Fatal(err)
-	}
-	cfg := db.Config{Username: "parley", Password: "binlog-password", Host: "127.0.0.1", Port: srv.Port, Name: "parley"}
 
 	// What the check guards against: such a server refuses a READ COMMITTED write.
 	sqlDB, err := db.Open(cfg)
@@ -80,7 +57,7 @@ func TestRefusesStatementBinlog(t *testing.T) {
 
 	// With a row-based log (MIXED here, MariaDB's default) the check passes and the same
 	// write works.
-	root, err := srv.Root()
+	root, err := s.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

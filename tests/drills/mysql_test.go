@@ -7,12 +7,12 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/parley-chat/parley/db"
 	"github.com/parley-chat/parley/libs/devstack/mariadb"
+	"github.com/parley-chat/parley/libs/devstack/testdb"
 	"github.com/parley-chat/parley/libs/events"
 	"github.com/parley-chat/parley/tests/internal/e2e"
 )
@@ -23,29 +23,8 @@ func jsonOK(b []byte, v any) bool { return json.Unmarshal(b, v) == nil }
 // must not be stopped under the other packages), with a login for the services.
 func privateMariaDB(t *testing.T) (*mariadb.Server, db.Config) {
 	t.Helper()
-	if os.Getenv("TEST_MYSQL_DSN") == "" && os.Getenv("CI") != "true" {
-		t.Skip("TEST_MYSQL_DSN is not set; run the tests with `make test` to use a real MariaDB")
-	}
-	if _, err := exec.LookPath("mariadb-install-db"); err != nil {
-		t.Skip("MariaDB is not installed")
-	}
-	dir := t.TempDir()
-	log := slog.New(slog.DiscardHandler)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	srv, err := mariadb.Start(ctx, dir, log)
-	if err != nil {
-		t.Fatalf("start mariadb: %v", err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = srv.Stop(sctx)
-	})
-	if err := srv.EnsureUser(ctx, "parley", "drill-password", "parley"); err != nil {
-		t.Fatal(err)
-	}
-	return srv, db.Config{Username: "parley", Password: "drill-password", Host: "127.0.0.1", Port: srv.Port, Name: "parley", MaxOpen: 10}
+	s := testdb.NewServer(t)
+	return s.Server, db.Config{Username: s.User, Password: s.Password, Host: "127.0.0.1", Port: s.Port, Name: s.Name, MaxOpen: 10}
 }
 
 // TestMySQLRestart stops the MySQL server under the running services and starts it
