@@ -22,6 +22,7 @@ import {
   uniq,
   waitStatus,
   waitUntil,
+  withPage,
 } from './helpers.mjs';
 
 const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
@@ -52,8 +53,7 @@ async function storageIsEmpty(page) {
 
 describe('Parley web app', { concurrency: false }, () => {
   test('a stranger is sent to sign in; the sign-in page links to sign up', async () => {
-    const { context, page, problems } = await newPage(browser);
-    try {
+    await withPage(browser, async ({ page }) => {
       await page.goto('/');
       await page.waitForURL(/\/login$/);
       await page.getByLabel('Username', exact).waitFor();
@@ -62,16 +62,12 @@ describe('Parley web app', { concurrency: false }, () => {
       await page.getByRole('link', { name: 'Sign up' }).click();
       await page.waitForURL(/\/signup$/);
       for (const l of ['Username', 'Email', 'Password', 'First name', 'Last name']) await page.getByLabel(l, exact).waitFor();
-      assert.deepEqual(problems, []);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   test('sign up, first-time continue offers a new chat, chat with the demo model, reload keeps it', async () => {
-    const { context, page, problems } = await newPage(browser);
-    const user = newUser();
-    try {
+    await withPage(browser, async ({ context, page }) => {
+      const user = newUser();
       await signUp(page, user);
       // The session is an HttpOnly cookie: nothing readable by scripts, nothing stored.
       const st = await storageIsEmpty(page);
@@ -118,15 +114,11 @@ describe('Parley web app', { concurrency: false }, () => {
       await waitStatus(lastAnswer(page), 'complete');
       assert.match(await lastAnswer(page).innerText(), /demo model/i);
       assert.equal(new URL(page.url()).pathname, `/chats/${chatId}`);
-      assert.deepEqual(problems, []);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   test('log out ends the session; a deep link returns there after log in; continue last chat', async () => {
-    const { context, page, problems } = await newPage(browser);
-    try {
+    await withPage(browser, async ({ page }) => {
       await logIn(page, user);
       await page.getByRole('button', { name: 'Start new chat' }).waitFor();
       const chatId = await startChat(page);
@@ -158,10 +150,7 @@ describe('Parley web app', { concurrency: false }, () => {
       await waitStatus(lastAnswer(page), 'complete');
       await page.goto('/no/such/page');
       await page.getByRole('heading', { name: 'Page not found' }).waitFor();
-      assert.deepEqual(problems, []);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   test('log out everywhere ends the sessions of every browser', async () => {
@@ -208,12 +197,11 @@ describe('Parley web app', { concurrency: false }, () => {
   });
 
   test('Stop ends a running answer; Regenerate replaces it', async () => {
-    const { context, page, problems } = await newPage(browser);
-    const cancels = [];
-    page.on('response', (r) => {
-      if (/\/api\/messages\/[^/]+\/cancel$/.test(new URL(r.url()).pathname)) cancels.push(r.status());
-    });
-    try {
+    await withPage(browser, async ({ page }) => {
+      const cancels = [];
+      page.on('response', (r) => {
+        if (/\/api\/messages\/[^/]+\/cancel$/.test(new URL(r.url()).pathname)) cancels.push(r.status());
+      });
       await logIn(page, user);
       await page.getByRole('button', { name: 'Start new chat' }).waitFor();
       await startChat(page);
@@ -236,15 +224,11 @@ describe('Parley web app', { concurrency: false }, () => {
       await waitStatus(lastAnswer(page), 'complete');
       assert.equal(await messages(page).locator('li[data-role="assistant"]').count(), 1, 'the old answer was replaced');
       assert.match(await lastAnswer(page).innerText(), /demo model/i);
-      assert.deepEqual(problems, []);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   test('a reload in the middle of an answer resumes its stream', async () => {
-    const { context, page, problems } = await newPage(browser);
-    try {
+    await withPage(browser, async ({ page }) => {
       await logIn(page, user);
       await page.getByRole('button', { name: 'Start new chat' }).waitFor();
       const id = await startChat(page);
@@ -268,17 +252,13 @@ describe('Parley web app', { concurrency: false }, () => {
       assert.equal(final.split('offline demo model').length - 1, 1, 'text not repeated');
       for (const t of seen) assert.ok(final.startsWith(t.replace(/\s+$/, '').replace(/^Thinking…$/, '')), `"${t.slice(0, 40)}…" is a prefix`);
       assert.equal(new URL(page.url()).pathname, `/chats/${id}`);
-      assert.deepEqual(problems, []);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   test('a long chat opens at its newest page, loads older ones on scroll, keeps the DOM small', async () => {
-    const { context, page, problems } = await newPage(browser);
-    // Its own account: sends are rate limited per person.
-    const longUser = newUser();
-    try {
+    await withPage(browser, async ({ page }) => {
+      // Its own account: sends are rate limited per person.
+      const longUser = newUser();
       await signUp(page, longUser);
       const id = await startChat(page);
       // Build 52 messages quickly through the API: send, then stop the answer at once.
@@ -310,15 +290,11 @@ describe('Parley web app', { concurrency: false }, () => {
         return (await messages(page).getByText('question number 1', { exact: true }).count()) > 0;
       }, 'the first message after scrolling up', 30_000);
       assert.ok((await rows()) < 40, `still bounded: ${await rows()}`);
-      assert.deepEqual(problems, []);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   test('a second tab sees new messages and the new title live', async () => {
-    const { context, page, problems } = await newPage(browser);
-    try {
+    await withPage(browser, async ({ context, page }) => {
       await logIn(page, user);
       await page.getByRole('button', { name: 'Start new chat' }).waitFor();
       const id = await startChat(page);
@@ -333,15 +309,11 @@ describe('Parley web app', { concurrency: false }, () => {
       assert.match(await lastAnswer(other).innerText(), /demo model/i);
       // The derived title reaches the other tab's header without a reload.
       await waitUntil(async () => /Seen from afar/.test(await other.getByRole('heading', { level: 1 }).innerText()), 'the new title');
-      assert.deepEqual(problems, []);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   test('when the session ends mid-use, sign in returns to the same place', async () => {
-    const { context, page, problems } = await newPage(browser);
-    try {
+    await withPage(browser, async ({ context, page }) => {
       await logIn(page, user);
       await page.getByRole('button', { name: 'Start new chat' }).waitFor();
       const id = await startChat(page);
@@ -355,15 +327,11 @@ describe('Parley web app', { concurrency: false }, () => {
       await page.getByRole('button', { name: 'Log in' }).click();
       await page.waitForURL(new RegExp(`/chats/${id}$`));
       await page.getByLabel('Message', exact).waitFor();
-      assert.deepEqual(problems, []);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   test('model picker: new chats and the open chat', async () => {
-    const { context, page, problems } = await newPage(browser);
-    try {
+    await withPage(browser, async ({ page }) => {
       await logIn(page, user);
       const picker = page.getByLabel('Model', exact);
       const options = await modelOptions(page);
@@ -382,15 +350,11 @@ describe('Parley web app', { concurrency: false }, () => {
         await page.reload();
         assert.equal(await page.getByLabel('Model', exact).inputValue(), other);
       }
-      assert.deepEqual(problems, []);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   test('sidebar: history newest first, search, rename, delete with confirmation', async () => {
-    const { context, page, problems } = await newPage(browser);
-    try {
+    await withPage(browser, async ({ page }) => {
       await logIn(page, user);
       await page.getByRole('button', { name: 'Start new chat' }).waitFor();
       const nav = page.getByRole('navigation', { name: 'Chat history' });
@@ -433,15 +397,11 @@ describe('Parley web app', { concurrency: false }, () => {
       await page.waitForURL(/\/$/);
       await waitUntil(async () => (await nav.getByRole('link').count()) === 0, 'chat gone from the list');
       assert.equal((await page.request.get(`/api/chats/${id}`)).status(), 404);
-      assert.deepEqual(problems, []);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   test('markdown from people and models cannot run script', async () => {
-    const { context, page, problems } = await newPage(browser);
-    try {
+    await withPage(browser, async ({ page }) => {
       await logIn(page, user);
       await page.getByRole('button', { name: 'Start new chat' }).waitFor();
       await startChat(page);
@@ -454,10 +414,7 @@ describe('Parley web app', { concurrency: false }, () => {
       await list.getByText('click', { exact: true }).first().click();
       assert.equal(await page.evaluate(() => window.__pwned), undefined);
       assert.match(await list.locator('li[data-role="user"]').innerText(), /<script>window.__pwned=1<\/script>/);
-      assert.deepEqual(problems, []);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   test('caching: index.html is revalidated, hashed assets are immutable', async () => {
@@ -476,9 +433,9 @@ describe('Parley web app', { concurrency: false }, () => {
   });
 
   test('phone-sized screen: every screen fits and the history opens as a drawer', async () => {
-    const { context, page, problems } = await newPage(browser, { viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
-    const fits = () => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1);
-    try {
+    const phone = { viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
+    await withPage(browser, async ({ page }) => {
+      const fits = () => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1);
       await logIn(page, user);
       const start = page.getByRole('button', { name: 'Start new chat' });
       await start.waitFor();
@@ -503,25 +460,21 @@ describe('Parley web app', { concurrency: false }, () => {
       const sendBtn = await page.getByRole('button', { name: 'Send' }).boundingBox();
       assert.ok(sendBtn && sendBtn.x + sendBtn.width <= 375, 'Send on screen');
       await page.screenshot({ path: process.env.E2E_SCREENSHOT_DIR ? `${process.env.E2E_SCREENSHOT_DIR}/phone-chat.png` : '/tmp/parley-phone-chat.png' });
-      assert.deepEqual(problems, []);
-    } finally {
-      await context.close();
-    }
+    }, phone);
   });
 
   test('accessibility: no serious axe-core violations on the main screens (light and dark)', async () => {
     for (const colorScheme of ['light', 'dark']) {
       // bypassCSP only so that the checker itself can be injected.
-      const { context, page } = await newPage(browser, { bypassCSP: true, colorScheme });
-      const check = async (what) => {
-        await page.addScriptTag({ path: axePath });
-        const res = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
-        const bad = res.violations
-          .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-          .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')})`);
-        assert.deepEqual(bad, [], `${what} (${colorScheme})`);
-      };
-      try {
+      await withPage(browser, async ({ page }) => {
+        const check = async (what) => {
+          await page.addScriptTag({ path: axePath });
+          const res = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+          const bad = res.violations
+            .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+            .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')})`);
+          assert.deepEqual(bad, [], `${what} (${colorScheme})`);
+        };
         await page.goto('/login');
         await page.getByLabel('Username', exact).waitFor();
         await check('sign in');
@@ -534,15 +487,12 @@ describe('Parley web app', { concurrency: false }, () => {
         await startChat(page);
         await waitStatus(await send(page, 'Check `code` and\n\n```js\nconst a = 1;\n```'), 'complete');
         await check('chat');
-      } finally {
-        await context.close();
-      }
+      }, { bypassCSP: true, colorScheme });
     }
   });
 
   test('keyboard: focus is visible and the composer is reachable', async () => {
-    const { context, page } = await newPage(browser);
-    try {
+    await withPage(browser, async ({ page }) => {
       await logIn(page, user);
       await page.getByRole('button', { name: 'Start new chat' }).waitFor();
       await page.keyboard.press('Tab');
@@ -554,8 +504,6 @@ describe('Parley web app', { concurrency: false }, () => {
       });
       assert.notEqual(outline, 'none');
       assert.doesNotMatch(outline, /^none|0px$/);
-    } finally {
-      await context.close();
-    }
+    });
   });
 });

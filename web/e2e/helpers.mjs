@@ -1,5 +1,6 @@
 // Helpers for the browser tests: Debian's Chromium driven by playwright-core (no
 // downloaded browser), a fresh profile per browser, and small polling assertions.
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import { existsSync } from 'node:fs';
 
@@ -27,18 +28,36 @@ export async function launch() {
   });
 }
 
-/** A fresh context (no cookies) and page; collects console errors and CSP violations. */
-export async function newPage(browser, opts = {}) {
-  const context = await browser.newContext({ baseURL: BASE_URL, viewport: { width: 1280, height: 800 }, ...opts });
-  context.setDefaultTimeout(15_000);
-  const page = await context.newPage();
-  const problems = [];
+/** Collects the page's problems (page errors, CSP refusals) into problems, and returns it. */
+export function watchProblems(page, problems = []) {
   page.on('console', (m) => {
     const t = m.text();
     if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(t)) problems.push(t);
   });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  return { context, page, problems };
+  return problems;
+}
+
+/** A fresh context (no cookies) and page; collects page errors and CSP violations. */
+export async function newPage(browser, opts = {}) {
+  const context = await browser.newContext({ baseURL: BASE_URL, viewport: { width: 1280, height: 800 }, ...opts });
+  context.setDefaultTimeout(15_000);
+  const page = await context.newPage();
+  return { context, page, problems: watchProblems(page) };
+}
+
+/**
+ * Runs fn({ context, page, problems }) on a fresh page (newPage(browser, opts)); once fn has
+ * succeeded, fails if the page reported any problem. The context is closed in every case.
+ */
+export async function withPage(browser, fn, opts = {}) {
+  const { context, page, problems } = await newPage(browser, opts);
+  try {
+    await fn({ context, page, problems });
+    assert.deepEqual(problems, [], `the page reported problems (page errors, CSP refusals):\n${problems.join('\n')}`);
+  } finally {
+    await context.close();
+  }
 }
 
 export async function waitUntil(fn, what, timeout = 20_000) {

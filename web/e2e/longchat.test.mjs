@@ -15,7 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { BASE_URL, launch, lastAnswer, messages, newUser, requireStack, waitStatus, waitUntil } from './helpers.mjs';
+import { BASE_URL, launch, lastAnswer, messages, newUser, requireStack, waitStatus, waitUntil, watchProblems } from './helpers.mjs';
 import { seedMessages } from './seed.mjs';
 
 const SOCKET = process.env.E2E_MYSQL_SOCKET;
@@ -58,14 +58,6 @@ async function apiPost(context, path, body) {
   const res = await context.request.post(path, { data: body, headers: { 'X-Parley-CSRF': '1' } });
   if (!res.ok()) assert.fail(`POST ${path}: ${res.status()} ${await res.text()}`);
   return res.json();
-}
-
-/** Watches every page's problems (page errors, CSP refusals). */
-function watch(page, problems) {
-  page.on('console', (m) => {
-    if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) problems.push(m.text());
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
 }
 
 // Installed in every page: notes (performance.now(), ms since navigation start) the first
@@ -292,7 +284,7 @@ describe('long conversations in the browser', { concurrency: false }, () => {
         for (let i = 0; i < OPEN_RUNS; i++) {
           await page?.close();
           page = await context.newPage();
-          watch(page, problems);
+          watchProblems(page, problems);
           await page.goto(url, { waitUntil: 'commit' });
           const at = await (await page.waitForFunction(() => window.__e2eNewestAt, null, { timeout: 30_000 })).jsonValue();
           const api = await page.evaluate(
@@ -386,11 +378,10 @@ describe('long conversations in the browser', { concurrency: false }, () => {
   test('typing stays responsive while a long Markdown answer streams', { skip: !PROVIDER_URL && 'E2E_PROVIDER_URL is not set' }, async () => {
     const u = await apiSignUp(PROVIDER_URL);
     const context = await signedIn(PROVIDER_URL, u);
-    const problems = [];
     try {
       const { chat } = await apiPost(context, '/api/chats', { title: 'Long answer' });
       const page = await context.newPage();
-      watch(page, problems);
+      const problems = watchProblems(page);
       await page.goto(`${PROVIDER_URL}/chats/${chat.id}`);
       const box = page.getByLabel('Message', { exact: true });
       await box.waitFor();

@@ -11,7 +11,7 @@
 // a fresh fake (the scripted 429s are used once, by whichever answer comes first).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, logIn, messages, modelOptions, newPage, newUser, requireStack, signUpThroughAPI, startChat, waitStatus, waitUntil } from './helpers.mjs';
+import { launch, logIn, messages, modelOptions, newUser, requireStack, signUpThroughAPI, startChat, waitStatus, waitUntil, withPage } from './helpers.mjs';
 
 let browser;
 const user = newUser();
@@ -44,21 +44,16 @@ async function storedMessage(page, chatId, id) {
 
 describe('provider limits in the browser (fake HuggingFace router)', { concurrency: false }, () => {
   test('the model list shows the HuggingFace models', async () => {
-    const { context, page, problems } = await newPage(browser);
-    try {
+    await withPage(browser, async ({ page }) => {
       await logIn(page, user);
       const options = await modelOptions(page);
       assert.ok(options.includes('mistralai/Mistral-7B-Instruct-v0.3'), `models: ${options}`);
       assert.ok(!options.some((o) => /demo/i.test(o)), `no demo model: ${options}`);
-      assert.deepEqual(problems, []);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   test('a rate-limited answer shows "waiting for the model" with the reason and a countdown, then completes by itself', async () => {
-    const { context, page, problems } = await newPage(browser);
-    try {
+    await withPage(browser, async ({ page }) => {
       await logIn(page, user);
       await page.getByRole('button', { name: 'Start new chat' }).waitFor();
       const chatId = await startChat(page);
@@ -100,19 +95,15 @@ describe('provider limits in the browser (fake HuggingFace router)', { concurren
       // A reload shows the stored answer.
       await page.reload();
       await waitStatus(messages(page).locator(`li[data-message-id="${id}"]`), 'complete');
-      assert.deepEqual(problems, []);
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   test('Stop while waiting for a loading model cancels the answer and stores it cancelled', async () => {
-    const { context, page, problems } = await newPage(browser);
-    const cancels = [];
-    page.on('response', (r) => {
-      if (/\/api\/messages\/[^/]+\/cancel$/.test(new URL(r.url()).pathname)) cancels.push(r.status());
-    });
-    try {
+    await withPage(browser, async ({ page }) => {
+      const cancels = [];
+      page.on('response', (r) => {
+        if (/\/api\/messages\/[^/]+\/cancel$/.test(new URL(r.url()).pathname)) cancels.push(r.status());
+      });
       await logIn(page, user);
       await page.getByRole('button', { name: 'Start new chat' }).waitFor();
       const chatId = await startChat(page);
@@ -135,9 +126,6 @@ describe('provider limits in the browser (fake HuggingFace router)', { concurren
       assert.equal((await storedMessage(page, chatId, id)).status, 'cancelled');
       await page.reload();
       await waitStatus(messages(page).locator(`li[data-message-id="${id}"]`), 'cancelled');
-      assert.deepEqual(problems, []);
-    } finally {
-      await context.close();
-    }
+    });
   });
 });
