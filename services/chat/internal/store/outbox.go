@@ -31,7 +31,7 @@ type OutboxRow struct {
 //
 // The transaction does not end with ctx: rows that were acknowledged are marked even
 // while the service stops (publish should watch ctx itself).
-func (s *Store) RelayOutbox(ctx context.Context, limit int, retryDelay time.Duration,
+func (s *Store) RelayOutbox(ctx context.Context, limit int, retryDelay time.Duration, committedBefore time.Time,
 	publish func([]OutboxRow) (published, failed []string)) (int, error) {
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outboxTxTimeout)
 	defer cancel()
@@ -41,8 +41,8 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, retryDelay time.Dura
 	}
 	defer func() { _ = sqlTx.Rollback() }()
 	rows, err := sqlTx.QueryContext(tctx, `SELECT id, subject, payload FROM outbox
-		WHERE published_at IS NULL AND (locked_until IS NULL OR locked_until < ?)
-		ORDER BY created_at, id LIMIT ? FOR UPDATE SKIP LOCKED`, time.Now().UTC(), limit)
+		WHERE published_at IS NULL AND (locked_until IS NULL OR locked_until < ?) AND created_at < ?
+		ORDER BY created_at, id LIMIT ? FOR UPDATE SKIP LOCKED`, time.Now().UTC(), committedBefore.UTC(), limit)
 	if err != nil {
 		return 0, fmt.Errorf("claim outbox rows: %w", mapErr(err))
 	}
@@ -76,6 +76,23 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, retryDelay time.Dura
 	return len(batch), nil
 }
 
+// MarkPublished records rows published straight after their commit (TakeFresh), in
+// one statement. A row a poll published meanwhile keeps its first time.
+func (s *Store) MarkPublished(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := []any{time.Now().UTC()}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	if _, err := s.db.ExecContext(ctx, "UPDATE outbox SET published_at = ?, attempts = attempts + 1 WHERE published_at IS NULL AND id IN ("+
+		placeholders(len(ids))+")", args...); err != nil {
+		return fmt.Errorf("mark outbox rows published: %w", mapErr(err))
+	}
+	return nil
+}
+
 // outboxTxTimeout bounds a relay transaction, publishing included.
 const outboxTxTimeout = 15 * time.Second
 
@@ -106,7 +123,7 @@ func (s *Store) PurgeOutbox(ctx context.Context, before time.Time, limit int) (i
 
 // CheckBinlog fails when the server writes a statement-based binary log: InnoDB then
 // refuses every write made at READ COMMITTED (error 1665), which is the isolation level
-// of the outbox relay's transaction (ClaimOutbox), so no event would ever be published
+// of the outbox relay's transaction (RelayOutbox), so no event would ever be published
 // and no answer generated. ROW (MySQL's default) and MIXED (MariaDB's) are fine.
 func CheckBinlog(ctx context.Context, db *sql.DB) error {
 	var logBin int

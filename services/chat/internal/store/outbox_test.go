@@ -58,6 +58,9 @@ func outboxStates(t *testing.T, sqlDB *sql.DB) map[string]outboxState {
 	return out
 }
 
+// anyAge is a RelayOutbox bound that every row committed so far is under.
+func anyAge() time.Time { return time.Now().Add(time.Hour) }
+
 func ids(rows []OutboxRow) []string {
 	var out []string
 	for _, r := range rows {
@@ -79,7 +82,7 @@ func TestRelayBatchBlocksNeitherInsertsNorOtherRelays(t *testing.T) {
 	holding, release := make(chan []string), make(chan struct{})
 	first := make(chan error, 1)
 	go func() {
-		_, err := s.RelayOutbox(ctx, 100, time.Second, func(rows []OutboxRow) ([]string, []string) {
+		_, err := s.RelayOutbox(ctx, 100, time.Second, anyAge(), func(rows []OutboxRow) ([]string, []string) {
 			holding <- ids(rows)
 			<-release
 			return ids(rows), nil
@@ -115,7 +118,7 @@ func TestRelayBatchBlocksNeitherInsertsNorOtherRelays(t *testing.T) {
 
 	// A second relay takes the new row only.
 	var second []string
-	n, err := s.RelayOutbox(ctx, 100, time.Second, func(rows []OutboxRow) ([]string, []string) {
+	n, err := s.RelayOutbox(ctx, 100, time.Second, anyAge(), func(rows []OutboxRow) ([]string, []string) {
 		second = ids(rows)
 		return ids(rows), nil
 	})
@@ -141,7 +144,7 @@ func TestRelayBatchRecordsFailuresAndMarksWhileStopping(t *testing.T) {
 	t0 := time.Now().UTC().Add(-time.Second)
 	r1 := must(insertOutboxRow(ctx, sqlDB, t0))(t)
 	r2 := must(insertOutboxRow(ctx, sqlDB, t0.Add(time.Millisecond)))(t)
-	n, err := s.RelayOutbox(ctx, 100, time.Hour, func(rows []OutboxRow) ([]string, []string) {
+	n, err := s.RelayOutbox(ctx, 100, time.Hour, anyAge(), func(rows []OutboxRow) ([]string, []string) {
 		cancel()
 		return []string{r1}, []string{r2}
 	})
@@ -153,7 +156,7 @@ func TestRelayBatchRecordsFailuresAndMarksWhileStopping(t *testing.T) {
 		t.Errorf("outbox = %+v, want %+v", got, want)
 	}
 	// r2 waits for its retry time; nothing else is due.
-	n, err = s.RelayOutbox(context.Background(), 100, time.Hour, func(rows []OutboxRow) ([]string, []string) {
+	n, err = s.RelayOutbox(context.Background(), 100, time.Hour, anyAge(), func(rows []OutboxRow) ([]string, []string) {
 		t.Errorf("took %v, want nothing", ids(rows))
 		return nil, nil
 	})
@@ -181,5 +184,31 @@ func must[T any](v T, err error) func(*testing.T) T {
 			t.Fatal(err)
 		}
 		return v
+	}
+}
+
+// A poll takes only rows committed before its bound (younger ones are published by the
+// process that committed them); MarkPublished marks rows once, in one statement, and
+// leaves rows a poll published meanwhile as they are.
+func TestRelayGraceAndMarkPublished(t *testing.T) {
+	s, sqlDB := newOutboxStore(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	old := must(insertOutboxRow(ctx, sqlDB, now.Add(-10*time.Second)))(t)
+	young := must(insertOutboxRow(ctx, sqlDB, now))(t)
+	var took []string
+	n, err := s.RelayOutbox(ctx, 100, time.Second, now.Add(-2*time.Second), func(rows []OutboxRow) ([]string, []string) {
+		took = ids(rows)
+		return ids(rows), nil
+	})
+	if err != nil || n != 1 || !slices.Equal(took, []string{old}) {
+		t.Fatalf("poll with a 2 s grace: n=%d err=%v took %v, want [%s]", n, err, took, old)
+	}
+	if err := s.MarkPublished(ctx, []string{young, old}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]outboxState{old: {Published: true, Attempts: 1}, young: {Published: true, Attempts: 1}}
+	if got := outboxStates(t, sqlDB); !mapsEqual(got, want) {
+		t.Errorf("outbox = %+v, want %+v", got, want)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -35,7 +36,15 @@ type Store struct {
 	db   *sql.DB
 	wake chan struct{}
 	fts  ftsRules
+
+	mu sync.Mutex
+	// fresh are outbox rows committed by this process and not yet handed to the relay.
+	fresh []OutboxRow
 }
+
+// maxFresh bounds the rows waiting in memory for the relay's direct publish; beyond it
+// rows are left to its poll (they are in the outbox either way).
+const maxFresh = 10000
 
 // New returns a Store on db. It reads the server's full-text settings once, to know
 // which search terms the full-text index can answer.
@@ -48,10 +57,28 @@ func New(ctx context.Context, db *sql.DB) (*Store, error) {
 }
 
 // Wake receives a value after a transaction that wrote outbox rows commits, so the
-// relay publishes them at once instead of at its next poll.
+// relay publishes them at once (TakeFresh) instead of at its next poll.
 func (s *Store) Wake() <-chan struct{} { return s.wake }
 
-func (s *Store) signal() {
+// TakeFresh returns the outbox rows committed by this process since the last call, in
+// commit order, for the relay to publish straight away: no claim transaction, no
+// read of what it has just written. The rows stay in the outbox until MarkPublished,
+// so one that is never published (the process stops, NATS is away) is taken by a
+// relay's poll once it is older than the poll's grace.
+func (s *Store) TakeFresh() []OutboxRow {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rows := s.fresh
+	s.fresh = nil
+	return rows
+}
+
+func (s *Store) committed(rows []OutboxRow) {
+	s.mu.Lock()
+	if len(s.fresh)+len(rows) <= maxFresh {
+		s.fresh = append(s.fresh, rows...)
+	}
+	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -94,8 +121,8 @@ func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx app.Tx
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", mapErr(err))
 	}
-	if t.events > 0 {
-		s.signal()
+	if len(t.events) > 0 {
+		s.committed(t.events)
 	}
 	return nil
 }
@@ -372,7 +399,8 @@ func (s *Store) Abandoned(ctx context.Context, before time.Time, limit int) ([]s
 // tx implements app.Tx on one *sql.Tx.
 type tx struct {
 	reader
-	events int
+	// events are the outbox rows the transaction wrote.
+	events []OutboxRow
 }
 
 // LockChat implements app.Tx.
@@ -534,7 +562,7 @@ func (t *tx) AddEvent(ctx context.Context, ev events.Event) error {
 		ev.ID, ev.Type, payload, ev.Time); err != nil {
 		return fmt.Errorf("insert outbox row: %w", mapErr(err))
 	}
-	t.events++
+	t.events = append(t.events, OutboxRow{ID: ev.ID, Subject: ev.Type, Payload: payload})
 	return nil
 }
 

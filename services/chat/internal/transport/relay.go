@@ -15,7 +15,11 @@ import (
 
 // Relay tuning.
 const (
-	relayPoll       = 200 * time.Millisecond
+	relayPoll = 200 * time.Millisecond
+	// relayGrace is how old an unpublished row must be before a poll takes it: younger
+	// ones are published straight after their commit by the process that wrote them
+	// (Store.TakeFresh), and the poll is for what that missed (NATS away, a crash).
+	relayGrace      = 2 * time.Second
 	relayBatch      = 100
 	relayPublishTTL = 3 * time.Second
 	relayRetryDelay = time.Second
@@ -25,16 +29,20 @@ const (
 
 // OutboxStore is what the relay needs from the store.
 type OutboxStore interface {
-	RelayOutbox(ctx context.Context, limit int, retryDelay time.Duration,
+	RelayOutbox(ctx context.Context, limit int, retryDelay time.Duration, committedBefore time.Time,
 		publish func([]store.OutboxRow) (published, failed []string)) (int, error)
+	TakeFresh() []store.OutboxRow
+	MarkPublished(ctx context.Context, ids []string) error
 	PurgeOutbox(ctx context.Context, before time.Time, limit int) (int64, error)
 	Wake() <-chan struct{}
 }
 
 // Relay publishes outbox rows to JetStream with Nats-Msg-Id = event id and marks them
-// published only after the PubAck. Rows stay in the outbox while NATS is down and are
-// published when it is back; a crash between the PubAck and the mark re-publishes a
-// row, which the stream's duplicate window (and idempotent consumers) absorb.
+// published only after the PubAck. Rows this process commits are published right after
+// their commit (fresh); a poll takes every row older than Grace still unpublished, from
+// any replica. Rows stay in the outbox while NATS is down and are published when it is
+// back; a crash between the PubAck and the mark re-publishes a row, which the stream's
+// duplicate window (and idempotent consumers) absorb.
 type Relay struct {
 	store        OutboxStore
 	nc           *nats.Conn
@@ -43,20 +51,30 @@ type Relay struct {
 	streamsReady bool
 	// Replicas is the replica count of the streams it creates (NATS_STREAM_REPLICAS).
 	Replicas int
+	// Grace is how old an unpublished row must be before a poll takes it [relayGrace].
+	Grace time.Duration
 }
 
 // NewRelay returns a relay.
 func NewRelay(st OutboxStore, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger) *Relay {
-	return &Relay{store: st, nc: nc, js: js, log: log}
+	return &Relay{store: st, nc: nc, js: js, log: log, Grace: relayGrace}
 }
 
-// Run publishes until ctx ends: at every poll and right after a commit that wrote rows.
+// Run publishes until ctx ends: the rows of each commit right after it, and at every
+// poll the rows that were missed.
 func (r *Relay) Run(ctx context.Context) error {
 	tick := time.NewTicker(relayPoll)
 	defer tick.Stop()
 	lastPurge := time.Now()
 	for {
-		r.drain(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			r.drain(ctx)
+		case <-r.store.Wake():
+			r.publishFresh(ctx)
+		}
 		if time.Since(lastPurge) > outboxPurgeFreq {
 			lastPurge = time.Now()
 			if n, err := r.store.PurgeOutbox(ctx, time.Now().Add(-outboxKeep), 10000); err != nil {
@@ -65,13 +83,41 @@ func (r *Relay) Run(ctx context.Context) error {
 				r.log.Info("outbox purged", "rows", n)
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		case <-r.store.Wake():
+	}
+}
+
+// publishFresh publishes the rows committed since the last call and marks the ones
+// acknowledged; the others are left to a poll.
+func (r *Relay) publishFresh(ctx context.Context) {
+	rows := r.store.TakeFresh()
+	if len(rows) == 0 || !r.ready(ctx) {
+		return
+	}
+	published, _ := r.publish(ctx, rows)
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), relayPublishTTL)
+	defer cancel()
+	if err := r.store.MarkPublished(mctx, published); err != nil {
+		// They are published; a poll publishes them again, de-duplicated by id.
+		r.log.Warn("mark outbox rows published", "rows", len(published), "err", err)
+	}
+}
+
+// ready reports whether publishing can be tried: NATS is connected and the streams
+// exist (created here when they were not).
+func (r *Relay) ready(ctx context.Context) bool {
+	if !r.nc.IsConnected() {
+		return false // rows wait; publishing into the reconnect buffer would only time out
+	}
+	if !r.streamsReady {
+		sctx, cancel := context.WithTimeout(ctx, relayPublishTTL)
+		err := r.EnsureStreams(sctx)
+		cancel()
+		if err != nil {
+			r.log.Warn("create streams failed", "err", err)
+			return false
 		}
 	}
+	return true
 }
 
 // EnsureStreams creates or updates CHAT_EVENTS and GENERATIONS.
@@ -85,24 +131,16 @@ func (r *Relay) EnsureStreams(ctx context.Context) error {
 	return nil
 }
 
-// drain publishes batches until a batch is not full (the outbox was drained when it was
-// read: rows committed since then wake the relay again) or a publish fails.
+// drain publishes batches of rows older than the grace until a batch is not full or a
+// publish fails.
 func (r *Relay) drain(ctx context.Context) {
 	for ctx.Err() == nil {
-		if !r.nc.IsConnected() {
-			return // rows wait; publishing into the reconnect buffer would only time out
-		}
-		if !r.streamsReady {
-			sctx, cancel := context.WithTimeout(ctx, relayPublishTTL)
-			err := r.EnsureStreams(sctx)
-			cancel()
-			if err != nil {
-				r.log.Warn("create streams failed", "err", err)
-				return
-			}
+		if !r.ready(ctx) {
+			return
 		}
 		allPublished := true
-		n, err := r.store.RelayOutbox(ctx, relayBatch, relayRetryDelay, func(rows []store.OutboxRow) (published, failed []string) {
+		before := time.Now().Add(-r.Grace)
+		n, err := r.store.RelayOutbox(ctx, relayBatch, relayRetryDelay, before, func(rows []store.OutboxRow) (published, failed []string) {
 			published, failed = r.publish(ctx, rows)
 			allPublished = len(failed) == 0
 			return published, failed
