@@ -66,6 +66,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	tick := time.NewTicker(relayPoll)
 	defer tick.Stop()
 	lastPurge := time.Now()
+	r.drain(ctx) // creates the streams if need be, and publishes what a stop left behind
 	for {
 		select {
 		case <-ctx.Done():
