@@ -20,6 +20,11 @@ const byActivity = (a: Chat, b: Chat) => (a.updated_at < b.updated_at ? 1 : a.up
 export class ChatList extends Store<ChatListState> {
   private api: typeof chatApi;
   private ctrl?: AbortController;
+  /**
+   * Chats deleted in this tab. A list page requested before a delete committed, or a
+   * chat.updated event that was on its way, may still name one: it must not come back.
+   */
+  private deleted = new Set<string>();
 
   constructor(api: typeof chatApi = chatApi) {
     super({ chats: [], cursor: '', query: '', loading: false, loaded: false });
@@ -35,7 +40,7 @@ export class ChatList extends Store<ChatListState> {
     try {
       const page = await this.api.list({ limit: CHAT_PAGE, q: query || undefined }, ctrl.signal);
       if (ctrl.signal.aborted) return;
-      this.set({ chats: page.chats, cursor: page.next_cursor, loading: false, loaded: true });
+      this.set({ chats: this.live(page.chats), cursor: page.next_cursor, loading: false, loaded: true });
     } catch (e) {
       if (ctrl.signal.aborted) return;
       this.set({ loading: false, loaded: true, error: describeError(e) });
@@ -57,7 +62,8 @@ export class ChatList extends Store<ChatListState> {
       if (ctrl.signal.aborted) return;
       this.set((s) => {
         const have = new Set(s.chats.map((c) => c.id));
-        return { chats: [...s.chats, ...page.chats.filter((c) => !have.has(c.id))], cursor: page.next_cursor, loading: false };
+        const more = this.live(page.chats).filter((c) => !have.has(c.id));
+        return { chats: [...s.chats, ...more], cursor: page.next_cursor, loading: false };
       });
     } catch (e) {
       if (ctrl.signal.aborted) return;
@@ -67,6 +73,7 @@ export class ChatList extends Store<ChatListState> {
 
   /** A chat was created or changed: update it in place or put it at the top. */
   upsert(chat: Chat): void {
+    if (this.deleted.has(chat.id)) return;
     this.set((s) => {
       const i = s.chats.findIndex((c) => c.id === chat.id);
       if (i < 0) {
@@ -81,7 +88,12 @@ export class ChatList extends Store<ChatListState> {
   }
 
   removeLocal(id: string): void {
+    this.deleted.add(id);
     this.set((s) => ({ chats: s.chats.filter((c) => c.id !== id) }));
+  }
+
+  private live(chats: Chat[]): Chat[] {
+    return this.deleted.size ? chats.filter((c) => !this.deleted.has(c.id)) : chats;
   }
 
   async rename(id: string, title: string): Promise<Chat> {
