@@ -62,12 +62,16 @@ func Start(ctx context.Context, dir string, log *slog.Logger, extraArgs ...strin
 		return nil, fmt.Errorf("current user: %w", err)
 	}
 	dataDir := filepath.Join(dir, "data")
+	// A temporary directory of this server's own: servers started side by side (the
+	// browser tests start two stacks at once) never share /tmp's temporary tables.
+	tmpDir := filepath.Join(dir, "tmp")
+	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", tmpDir, err)
+	}
 	if _, err := os.Stat(filepath.Join(dataDir, "mysql")); errors.Is(err, os.ErrNotExist) {
 		log.Info("initialising mariadb data directory", "dir", dataDir)
-		cmd := exec.CommandContext(ctx, "mariadb-install-db", "--no-defaults", "--user="+osUser.Username,
-			"--datadir="+dataDir, "--auth-root-authentication-method=normal", "--skip-test-db")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("mariadb-install-db: %w: %s", err, tail(out))
+		if err := installDB(ctx, osUser.Username, dataDir, tmpDir); err != nil {
+			return nil, err
 		}
 	}
 	port, err := readPort(dir)
@@ -91,7 +95,7 @@ func Start(ctx context.Context, dir string, log *slog.Logger, extraArgs ...strin
 		"--pid-file=" + filepath.Join(dir, "mysqld.pid"), "--log-error=" + filepath.Join(dir, "error.log"),
 		"--skip-name-resolve", "--innodb-log-file-size=256M", "--innodb-buffer-pool-size=256M",
 		"--max-connections=500", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
-		"--innodb-ft-min-token-size=2", "--ft-min-word-len=2"}, extraArgs...)
+		"--innodb-ft-min-token-size=2", "--ft-min-word-len=2", "--tmpdir=" + tmpDir}, extraArgs...)
 	cmd := exec.Command(mariadbd(), args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -114,6 +118,26 @@ func Start(ctx context.Context, dir string, log *slog.Logger, extraArgs ...strin
 	}
 	log.Info("mariadb started", "dir", dir, "port", port)
 	return s, nil
+}
+
+// installDB initialises dataDir. A failed bootstrap is tried once more from an empty
+// directory: it has been seen to fail once, with a temporary table gone missing, when
+// two ran at the same time.
+func installDB(ctx context.Context, osUser, dataDir, tmpDir string) error {
+	var err error
+	for attempt := 1; attempt <= 2; attempt++ {
+		if err = os.RemoveAll(dataDir); err != nil {
+			return fmt.Errorf("clear %s: %w", dataDir, err)
+		}
+		cmd := exec.CommandContext(ctx, "mariadb-install-db", "--no-defaults", "--user="+osUser,
+			"--datadir="+dataDir, "--tmpdir="+tmpDir, "--auth-root-authentication-method=normal", "--skip-test-db")
+		out, cerr := cmd.CombinedOutput()
+		if cerr == nil {
+			return nil
+		}
+		err = fmt.Errorf("mariadb-install-db: %w: %s", cerr, tail(out))
+	}
+	return err
 }
 
 // EnsureUser creates (or updates) a TCP login with every privilege on the named
