@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/parley-chat/parley/libs/devstack/testdb"
 	"github.com/parley-chat/parley/libs/devstack/testlog"
 	"github.com/parley-chat/parley/libs/devstack/testnats"

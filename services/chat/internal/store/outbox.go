@@ -79,18 +79,7 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, retryDelay time.Dura
 // MarkPublished records rows published straight after their commit (TakeFresh), in
 // one statement. A row a poll published meanwhile keeps its first time.
 func (s *Store) MarkPublished(ctx context.Context, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	args := []any{time.Now().UTC()}
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	if _, err := s.db.ExecContext(ctx, "UPDATE outbox SET published_at = ?, attempts = attempts + 1 WHERE published_at IS NULL AND id IN ("+
-		placeholders(len(ids))+")", args...); err != nil {
-		return fmt.Errorf("mark outbox rows published: %w", mapErr(err))
-	}
-	return nil
+	return updateOutbox(ctx, s.db, "published_at = ?", time.Now().UTC(), ids)
 }
 
 // outboxTxTimeout bounds a relay transaction, publishing included.
@@ -104,7 +93,8 @@ func updateOutbox(ctx context.Context, q querier, set string, at time.Time, ids 
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	if _, err := q.ExecContext(ctx, "UPDATE outbox SET "+set+", attempts = attempts + 1 WHERE id IN ("+
+	// published_at IS NULL: a row is marked (and counted) once, whoever published it.
+	if _, err := q.ExecContext(ctx, "UPDATE outbox SET "+set+", attempts = attempts + 1 WHERE published_at IS NULL AND id IN ("+
 		placeholders(len(ids))+")", args...); err != nil {
 		return fmt.Errorf("update outbox rows: %w", mapErr(err))
 	}

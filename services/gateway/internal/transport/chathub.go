@@ -85,7 +85,8 @@ type chatHub struct {
 
 	// seq is the stream sequence of the last message read.
 	seq atomic.Uint64
-	// created is when the stream the current reader reads was created (UnixNano).
+	// created is when the stream the current reader reads was created (UnixNano; tests
+	// wait for a reader on a recreated stream with it).
 	created atomic.Int64
 	// dropped counts events not handed to a listener whose buffer was full.
 	dropped atomic.Uint64
@@ -380,9 +381,13 @@ func (c *chatRelay) send(ev chatEvent) error {
 	return nil
 }
 
-// keepalive writes an SSE comment, so the client and the proxies between see the stream
-// is alive.
-func (c *chatRelay) keepalive() error {
+// keepaliveIfDue writes an SSE comment when waiting for the next tick (every) would
+// leave the client without a byte for longer than the keepalive interval, so the client
+// and the proxies between see the stream is alive.
+func (c *chatRelay) keepaliveIfDue(every time.Duration) error {
+	if time.Since(c.lastWrite)+every < c.s.opts.KeepAlive {
+		return nil
+	}
 	if err := c.sw.Comment("keepalive"); err != nil {
 		return err
 	}
@@ -425,19 +430,12 @@ func (c *chatRelay) catchUp(ctx context.Context, f *feed, pending uint64) error 
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for read := uint64(0); read < pending; {
-		if time.Since(c.lastWrite) >= c.s.opts.KeepAlive {
-			if err := c.keepalive(); err != nil {
-				return err
-			}
-		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
-			if time.Since(c.lastWrite)+every >= c.s.opts.KeepAlive {
-				if err := c.keepalive(); err != nil {
-					return err
-				}
+			if err := c.keepaliveIfDue(every); err != nil {
+				return err
 			}
 		case err := <-f.errc:
 			if ctx.Err() == nil {

@@ -576,13 +576,16 @@ func (s *Server) chatEvents(w http.ResponseWriter, r *http.Request) error {
 	// Listen first, then read what is stored: the live events buffer meanwhile, and
 	// the stored ones reach at least as far as the hub had read when the stream
 	// registered, so nothing falls in between (and covered drops the overlap).
+	refuse := func(err error) error {
+		s.log.Warn("open chat event stream", append(logAttrs(r), "chat_id", c.ID, "err", err)...)
+		return events.ErrUnavailable
+	}
 	key := chatKey{chatID: c.ID, userID: p.UserID}
 	lctx, lcancel := context.WithTimeout(ctx, chatListenWait)
 	l, run, seq, err := s.chats.listen(lctx, key)
 	lcancel()
 	if err != nil {
-		s.log.Warn("open chat event stream", append(logAttrs(r), "chat_id", c.ID, "err", err)...)
-		return events.ErrUnavailable
+		return refuse(err)
 	}
 	defer s.chats.forget(l)
 	cr := &chatRelay{s: s, r: r, l: l, key: key, covered: seq}
@@ -590,12 +593,10 @@ func (s *Server) chatEvents(w http.ResponseWriter, r *http.Request) error {
 	var pending uint64
 	if after > 0 {
 		if cr.covered, err = s.chatResumePoint(ctx, after); err != nil {
-			s.log.Warn("open chat event stream", append(logAttrs(r), "chat_id", c.ID, "err", err)...)
-			return events.ErrUnavailable
+			return refuse(err)
 		}
 		if stored, pending, err = cr.openCatchUp(ctx); err != nil {
-			s.log.Warn("open chat event stream", append(logAttrs(r), "chat_id", c.ID, "err", err)...)
-			return events.ErrUnavailable
+			return refuse(err)
 		}
 	}
 	sw, err := sse.Start(w, s.opts.StreamWriteTimeout)
@@ -643,10 +644,7 @@ func (s *Server) chatEvents(w http.ResponseWriter, r *http.Request) error {
 				s.log.Warn("nats unavailable: ending the stream for the client to resume", append(logAttrs(r), "chat_id", c.ID)...)
 				return nil
 			}
-			if time.Since(cr.lastWrite)+every < s.opts.KeepAlive {
-				continue // the next tick is still in time
-			}
-			if err := cr.keepalive(); err != nil {
+			if err := cr.keepaliveIfDue(every); err != nil {
 				return nil
 			}
 		}
